@@ -1,0 +1,416 @@
+//! A loaded application: its components compiled and pre-instantiated, its router, its
+//! key-value data; and the handling of one request from route to response.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use eventplane_manifest::outbound::AllowedHosts;
+use eventplane_manifest::routes::{RouteMatch, Router};
+use eventplane_manifest::variables::ResolvedVariables;
+use http::{HeaderName, HeaderValue, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Store};
+use wasmtime_wasi_http::WasiHttpView as _;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::kv_store::SqliteKv;
+use crate::state::HostState;
+
+/// The key-value store labels that exist without a runtime config file, as on `spin up`.
+pub const DEFINED_STORES: &[&str] = &["default"];
+
+/// The client address Spin reports for service-chained and self requests.
+const CHAINED_CLIENT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
+/// One component, ready to be instantiated for a request.
+pub(crate) struct ComponentRuntime {
+    pub(crate) id: String,
+    pub(crate) key_value_stores: HashSet<String>,
+    /// The application's resolved variables; the component reads its own through them.
+    pub(crate) variables: Arc<ResolvedVariables>,
+    pub(crate) allowed_hosts: AllowedHosts,
+    pub(crate) environment: Vec<(String, String)>,
+    pre: ProxyPre<HostState>,
+}
+
+/// The running application, shared by every request.
+pub(crate) struct AppRuntime {
+    /// What `/.well-known/spin/info` answers.
+    info: String,
+    engine: Engine,
+    components: HashMap<String, Arc<ComponentRuntime>>,
+    pub(crate) router: Router,
+    pub(crate) kv: Arc<SqliteKv>,
+    /// `host:port` the application is served on, for self requests and `spin-full-url`.
+    authority: OnceLock<String>,
+}
+
+/// What it takes to load an application.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Path of the `spin.toml`.
+    pub manifest: PathBuf,
+    /// Where the key-value database lives; default `.spin` beside the manifest, as Spin.
+    pub state_dir: Option<PathBuf>,
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// The environment `SPIN_VARIABLE_*` overrides are read from.
+    pub env: HashMap<String, String>,
+    /// Run each component's build command first (`spin build`).
+    pub build: bool,
+}
+
+impl LoadOptions {
+    /// Options for `manifest` with the process environment and the default cache.
+    pub fn new(manifest: impl Into<PathBuf>) -> Self {
+        Self {
+            manifest: manifest.into(),
+            state_dir: None,
+            cache_dir: crate::engine::default_cache_dir(),
+            env: std::env::vars().collect(),
+            build: false,
+        }
+    }
+}
+
+impl AppRuntime {
+    /// Loads, validates, (optionally) builds and compiles the application.
+    pub(crate) fn load(opts: &LoadOptions) -> anyhow::Result<(Arc<Self>, Vec<String>)> {
+        let manifest_path = &opts.manifest;
+        let manifest = eventplane_manifest::load(manifest_path)
+            .with_context(|| format!("invalid manifest {}", manifest_path.display()))?;
+        let manifest_dir = manifest_path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        if opts.build {
+            crate::build_cmd::build_all(&manifest, &manifest_dir)?;
+        }
+        eventplane_manifest::check_sources(&manifest)?;
+        let variables = Arc::new(eventplane_manifest::variables::resolve(
+            &manifest, &opts.env,
+        )?);
+        let (router, route_warnings) = Router::from_manifest(&manifest)?;
+        let mut warnings = manifest.warnings.clone();
+        warnings.extend(route_warnings);
+        for warning in &warnings {
+            tracing::warn!("{warning}");
+        }
+
+        let engine = crate::engine::new_engine()?;
+        let mut base_linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut base_linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut base_linker)?;
+        crate::bindings::SpinPlatform::add_to_linker::<
+            HostState,
+            wasmtime::component::HasSelf<HostState>,
+        >(&mut base_linker, |state| state)?;
+
+        let mut components = HashMap::new();
+        for spec in &manifest.components {
+            for label in &spec.key_value_stores {
+                anyhow::ensure!(
+                    DEFINED_STORES.contains(&label.as_str()),
+                    "unknown key_value_stores label {label:?} for component {:?}",
+                    spec.id
+                );
+            }
+            let component =
+                crate::engine::load_component(&engine, &spec.source, opts.cache_dir.as_deref())?;
+            let mut linker = base_linker.clone();
+            let stubbed =
+                crate::traps::stub_unimplemented_imports(&engine, &mut linker, &component)?;
+            if !stubbed.is_empty() {
+                tracing::info!(component = %spec.id, "imports not provided by eventplane (calls trap): {}", stubbed.join(", "));
+            }
+            let pre = linker
+                .instantiate_pre(&component)
+                .and_then(ProxyPre::new)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "component {:?} cannot be linked as an HTTP component",
+                        spec.id
+                    )
+                })?;
+            let allowed_hosts = match AllowedHosts::for_component(&manifest, &variables, &spec.id) {
+                Ok(hosts) => hosts,
+                Err(e) => {
+                    // Spin starts, then refuses every outbound request of such a component.
+                    let warning = format!(
+                        "component {:?}: allowed_outbound_hosts cannot be resolved ({e}); all its outbound requests will be denied",
+                        spec.id
+                    );
+                    warnings.push(warning);
+                    AllowedHosts::default()
+                }
+            };
+            components.insert(
+                spec.id.clone(),
+                Arc::new(ComponentRuntime {
+                    id: spec.id.clone(),
+                    key_value_stores: spec.key_value_stores.iter().cloned().collect(),
+                    variables: variables.clone(),
+                    allowed_hosts,
+                    environment: spec.environment.clone(),
+                    pre,
+                }),
+            );
+        }
+
+        let state_dir = opts
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| manifest_dir.join(".spin"));
+        let kv = Arc::new(SqliteKv::open_in(&state_dir)?);
+        let app = Arc::new(Self {
+            info: manifest.app_info_json(),
+            engine,
+            components,
+            router,
+            kv,
+            authority: OnceLock::new(),
+        });
+        Ok((app, warnings))
+    }
+
+    pub(crate) fn set_authority(&self, authority: String) {
+        let _ = self.authority.set(authority);
+    }
+
+    pub(crate) fn self_authority(&self) -> String {
+        self.authority
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "localhost".to_string())
+    }
+
+    pub(crate) fn has_component(&self, id: &str) -> bool {
+        self.components.contains_key(id)
+    }
+
+    /// Handles a request that arrived over the network.
+    pub(crate) async fn handle_incoming<B>(
+        self: &Arc<Self>,
+        req: http::Request<B>,
+        client_addr: SocketAddr,
+    ) -> http::Response<HyperOutgoingBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let path = req.uri().path().to_string();
+        if let Some(well_known) = path.strip_prefix("/.well-known/spin/") {
+            return self.well_known(well_known);
+        }
+        match self.router.route(&path) {
+            Some(route_match) => self.invoke(req, route_match, client_addr).await,
+            None => empty(StatusCode::NOT_FOUND),
+        }
+    }
+
+    /// Handles a service-chained request (`Some(component)`) or a self request (`None`).
+    pub(crate) async fn handle_chained<B>(
+        self: &Arc<Self>,
+        req: http::Request<B>,
+        component: Option<&str>,
+    ) -> http::Response<HyperOutgoingBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let route_match = match component {
+            Some(id) => RouteMatch::synthetic(id, req.uri().path()),
+            None => match self.router.route(req.uri().path()) {
+                Some(m) => m,
+                None => return empty(StatusCode::NOT_FOUND),
+            },
+        };
+        self.invoke(req, route_match, CHAINED_CLIENT_ADDR).await
+    }
+
+    fn well_known(&self, what: &str) -> http::Response<HyperOutgoingBody> {
+        match what {
+            "health" => full(StatusCode::OK, "text/plain", Bytes::from_static(b"OK")),
+            "info" => full(
+                StatusCode::OK,
+                "application/json",
+                Bytes::from(self.info.clone()),
+            ),
+            _ => empty(StatusCode::NOT_FOUND),
+        }
+    }
+
+    async fn invoke<B>(
+        self: &Arc<Self>,
+        mut req: http::Request<B>,
+        route_match: RouteMatch,
+        client_addr: SocketAddr,
+    ) -> http::Response<HyperOutgoingBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let Some(component) = self.components.get(&route_match.component_id).cloned() else {
+            tracing::error!(
+                "route {} names unknown component {}",
+                route_match.raw_route,
+                route_match.component_id
+            );
+            return empty(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        if let Err(e) = self.prepare_request(&mut req, &route_match, client_addr) {
+            tracing::info!("bad request: {e:#}");
+            return empty(StatusCode::BAD_REQUEST);
+        }
+        match self.call(&component, req).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(component = %component.id, "request failed: {e:?}");
+                empty(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+
+    /// Gives the request an absolute URI and the spin-* headers, as Spin's HTTP trigger does:
+    /// the authority comes from the URI or the `Host` header; `spin-full-url` is built from the
+    /// `Host` header, or `localhost` when there is none (service-chained requests).
+    fn prepare_request<B>(
+        &self,
+        req: &mut http::Request<B>,
+        route_match: &RouteMatch,
+        client_addr: SocketAddr,
+    ) -> anyhow::Result<()> {
+        let host_header = match req.headers().get(http::header::HOST) {
+            Some(h) => Some(
+                h.to_str()
+                    .context("'Host' header is not valid UTF-8")?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let authority = match (&host_header, req.uri().authority()) {
+            (Some(h), None) => h.clone(),
+            (None, Some(a)) => a.to_string(),
+            (Some(h), Some(a)) if h == a.as_str() => h.clone(),
+            (Some(_), Some(_)) => {
+                anyhow::bail!("authority in 'Host' header does not match authority in URI")
+            }
+            (None, None) => anyhow::bail!("no 'Host' header present in request"),
+        };
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string();
+        *req.uri_mut() = format!("http://{authority}{path_and_query}")
+            .parse()
+            .context("invalid request URI")?;
+        let full_url = format!(
+            "http://{}{path_and_query}",
+            host_header.as_deref().unwrap_or("localhost")
+        );
+        let headers = req.headers_mut();
+        // Transport information only meaningful to the server itself.
+        headers.remove(http::header::CONNECTION);
+        for (name, value) in route_match.spin_headers(&full_url, client_addr) {
+            // Spin silently skips a header whose value is not valid (e.g. a non-ASCII path).
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        Ok(())
+    }
+
+    async fn call<B>(
+        self: &Arc<Self>,
+        component: &Arc<ComponentRuntime>,
+        req: http::Request<B>,
+    ) -> anyhow::Result<http::Response<HyperOutgoingBody>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let mut store = Store::new(&self.engine, HostState::new(self, component));
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
+        let outparam = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = component.pre.clone();
+        // The guest keeps running after it has sent the response head (streaming bodies), so
+        // it runs in its own task.
+        let task = tokio::task::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => anyhow::bail!("the component answered with an error: {code:?}"),
+            Err(_) => match task.await {
+                Ok(Ok(())) => anyhow::bail!("the component returned without sending a response"),
+                Ok(Err(e)) => Err(anyhow::Error::from(e)
+                    .context("the component failed before sending a response")),
+                Err(e) => Err(anyhow::Error::from(e).context("the component's task failed")),
+            },
+        }
+    }
+
+    /// `(route, component id)` for every public route, in routing table order.
+    pub(crate) fn routes(&self) -> Vec<(String, String)> {
+        self.router
+            .routes()
+            .map(|(route, id)| (route.to_string(), id.to_string()))
+            .collect()
+    }
+}
+
+fn empty(status: StatusCode) -> http::Response<HyperOutgoingBody> {
+    let mut response = http::Response::new(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response
+}
+
+fn full(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+) -> http::Response<HyperOutgoingBody> {
+    let mut response = http::Response::new(
+        Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    response
+}

@@ -1,0 +1,85 @@
+//! `eventplane-host`: runs a Spin application (a `spin.toml` and its WebAssembly components)
+//! on wasmtime, with Spin's semantics, where the Spin CLI is not installed.
+//!
+//! It implements what eventplane's components use — HTTP triggers with Spin's routing and
+//! `spin-*` headers, `wasi:http` outbound requests with `allowed_outbound_hosts` and service
+//! chaining, key-value stores over Spin's SQLite file, application variables — and stubs the
+//! rest of Spin's interfaces with traps that name them. The host knows nothing of eventplane's
+//! domain: it runs any Spin HTTP application within those interfaces.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use eventplane_host::{Application, LoadOptions};
+//! let app = Application::load(LoadOptions::new("spin.toml"))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! app.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+mod app;
+mod bindings;
+mod build_cmd;
+mod engine;
+mod key_value;
+mod kv_store;
+mod outbound;
+mod server;
+mod state;
+mod traps;
+mod variables;
+mod wasi_keyvalue;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use app::LoadOptions;
+pub use engine::{MAX_CONCURRENT_INSTANCES, default_cache_dir};
+pub use kv_store::DB_FILE_NAME;
+
+/// A loaded application, ready to serve.
+pub struct Application {
+    runtime: Arc<app::AppRuntime>,
+    warnings: Vec<String>,
+}
+
+impl Application {
+    /// Reads and validates the manifest, runs the build commands if asked, resolves variables,
+    /// opens the key-value file and compiles every component. Any problem Spin would refuse to
+    /// start with is an error here, with a message naming what is wrong.
+    pub fn load(opts: LoadOptions) -> anyhow::Result<Self> {
+        let (runtime, warnings) = app::AppRuntime::load(&opts)?;
+        Ok(Self { runtime, warnings })
+    }
+
+    /// Warnings found while loading (for example duplicate routes, where the last one wins).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// `(route, component id)` for every public route.
+    pub fn routes(&self) -> Vec<(String, String)> {
+        self.runtime.routes()
+    }
+
+    /// Serves the application on `listener` until `shutdown` completes, then waits for the
+    /// requests in flight.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        self.runtime
+            .set_authority(listener.local_addr()?.to_string());
+        server::serve(self.runtime, listener, shutdown).await
+    }
+}
+
+/// Runs every component's build command from the manifest at `manifest` (`spin build`).
+pub fn build(manifest: &std::path::Path) -> anyhow::Result<()> {
+    let parsed = eventplane_manifest::load(manifest)?;
+    let dir = manifest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    build_cmd::build_all(&parsed, dir)
+}
