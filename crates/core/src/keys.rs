@@ -1,0 +1,349 @@
+//! The key layout: the one place that builds key-value keys.
+//!
+//! Every key is tenant-scoped and made of `/`-separated segments:
+//!
+//! | key | holds |
+//! |---|---|
+//! | `t/<tenant>/r/<kind>/<id>` | one record (JSON) |
+//! | `t/<tenant>/i/<index>` | an index: the set of member ids of a tenant-wide list |
+//! | `t/<tenant>/i/<index>/<owner>` | an index scoped to one owner (e.g. the APIs of an app) |
+//! | `t/<tenant>/due/<kind>/<minute>` | an index of the items of `kind` due in that minute |
+//! | `t/<tenant>/due-cursor/<kind>` | the first minute bucket not yet fully drained |
+//!
+//! Tenants, kinds and ids are validated types that cannot contain `/`; free-form text (an id
+//! given as `&str`, an owner) is escaped (`%` → `%25`, `/` → `%2F`), so no input can add a
+//! segment, reach another tenant, or make two different keys equal.
+//!
+//! Due work is found without scanning the store: an item due at time `t` is added to the index
+//! of the minute bucket containing `t`; a worker walks the buckets from the cursor up to now.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{PrefixedId, TenantId};
+
+/// A full key-value key. Only this module can build one.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(String);
+
+impl Key {
+    /// The key as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl AsRef<str> for Key {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The longest [`Kind`] name.
+const KIND_MAX_LEN: usize = 32;
+
+/// The name of a record kind, index or due queue: 1 to 32 of `[a-z0-9_-]`, starting with a
+/// letter. Checked when the constant is built, so a bad name fails the build:
+///
+/// ```
+/// use eventplane_core::keys::Kind;
+/// const APPS_BY_NAME: Kind = Kind::new("apps-by-name");
+/// assert_eq!(APPS_BY_NAME.as_str(), "apps-by-name");
+/// ```
+///
+/// ```compile_fail
+/// use eventplane_core::keys::Kind;
+/// const BAD: Kind = Kind::new("a/b");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Kind(&'static str);
+
+impl Kind {
+    /// Checks `name`.
+    ///
+    /// # Panics
+    /// If `name` is not a valid kind name; in a `const` this is a build error.
+    pub const fn new(name: &'static str) -> Self {
+        let bytes = name.as_bytes();
+        assert!(
+            !bytes.is_empty() && bytes.len() <= KIND_MAX_LEN,
+            "a kind name has 1 to 32 characters"
+        );
+        assert!(
+            bytes[0].is_ascii_lowercase(),
+            "a kind name starts with a lowercase letter"
+        );
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            assert!(
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-',
+                "a kind name has only lowercase letters, digits, `_` and `-`"
+            );
+            i += 1;
+        }
+        Self(name)
+    }
+
+    /// The name.
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Width of a due-time bucket, in seconds.
+pub const DUE_BUCKET_SECONDS: u64 = 60;
+
+/// A one-minute slot of due time (minutes since the Unix epoch).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DueBucket(u64);
+
+impl DueBucket {
+    /// The bucket containing the instant `unix_seconds`.
+    pub fn containing(unix_seconds: u64) -> Self {
+        Self(unix_seconds / DUE_BUCKET_SECONDS)
+    }
+
+    /// The bucket with this number (minutes since the epoch).
+    pub fn from_minute(minute: u64) -> Self {
+        Self(minute)
+    }
+
+    /// The bucket's number (minutes since the epoch).
+    pub fn minute(self) -> u64 {
+        self.0
+    }
+
+    /// The first second of the bucket, as Unix time.
+    pub fn start_unix_seconds(self) -> u64 {
+        self.0.saturating_mul(DUE_BUCKET_SECONDS)
+    }
+
+    /// The following bucket.
+    pub fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+
+    /// The buckets from `self` to `last`, both included (empty if `last < self`).
+    pub fn through(self, last: DueBucket) -> impl Iterator<Item = DueBucket> {
+        (self.0..=last.0).map(DueBucket)
+    }
+}
+
+/// Escapes free-form text into one key segment: `%` and `/` are percent-encoded, so the
+/// result has no `/` and different inputs give different segments.
+fn escape_segment(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['%', '/']) {
+        return text.into();
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '%' => escaped.push_str("%25"),
+            '/' => escaped.push_str("%2F"),
+            c => escaped.push(c),
+        }
+    }
+    escaped.into()
+}
+
+/// Joins the tenant scope and the given segments (already safe) into a key.
+fn tenant_key(tenant: &TenantId, segments: &[&str]) -> Key {
+    let mut key = format!("t/{tenant}");
+    for segment in segments {
+        key.push('/');
+        key.push_str(segment);
+    }
+    Key(key)
+}
+
+/// The record of `kind` named `id` (free-form text, escaped): `t/<tenant>/r/<kind>/<id>`.
+pub fn record(tenant: &TenantId, kind: Kind, id: &str) -> Key {
+    tenant_key(tenant, &["r", kind.as_str(), &escape_segment(id)])
+}
+
+/// The record named by a typed id, under the id's own kind: `t/<tenant>/r/app/app_…`.
+pub fn record_for<I: PrefixedId>(tenant: &TenantId, id: &I) -> Key {
+    record(tenant, I::KIND, id.as_str())
+}
+
+/// A tenant-wide index: `t/<tenant>/i/<name>`.
+pub fn index(tenant: &TenantId, name: Kind) -> Key {
+    tenant_key(tenant, &["i", name.as_str()])
+}
+
+/// An index scoped to one owner (free-form text, escaped): `t/<tenant>/i/<name>/<owner>`.
+pub fn owned_index(tenant: &TenantId, name: Kind, owner: &str) -> Key {
+    tenant_key(tenant, &["i", name.as_str(), &escape_segment(owner)])
+}
+
+/// The index of items of `kind` due in `bucket`: `t/<tenant>/due/<kind>/<minute>`.
+pub fn due(tenant: &TenantId, kind: Kind, bucket: DueBucket) -> Key {
+    tenant_key(
+        tenant,
+        &["due", kind.as_str(), &bucket.minute().to_string()],
+    )
+}
+
+/// Where the worker for due items of `kind` has got to: `t/<tenant>/due-cursor/<kind>`.
+pub fn due_cursor(tenant: &TenantId, kind: Kind) -> Key {
+    tenant_key(tenant, &["due-cursor", kind.as_str()])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::ids::{AppId, SubscriptionId};
+
+    const APPS: Kind = Kind::new("app");
+    const APIS_BY_APP: Kind = Kind::new("apis-by-app");
+    const DELIVERY: Kind = Kind::new("delivery");
+
+    fn tenant(name: &str) -> TenantId {
+        TenantId::new(name).expect("valid tenant")
+    }
+
+    /// Nasty free-form inputs: separators, escapes, look-alikes of other keys.
+    const HOSTILE: &[&str] = &[
+        "",
+        "x",
+        "/",
+        "//",
+        "%",
+        "%2F",
+        "%252F",
+        "a/b",
+        "a%2Fb",
+        "../t/other/r/app/x",
+        "x/../../t/b",
+        "t/b/r/app/x",
+        "é/ü",
+    ];
+
+    fn all_keys_of(t: &TenantId) -> Vec<Key> {
+        let mut keys = vec![
+            index(t, APPS),
+            index(t, APIS_BY_APP),
+            due_cursor(t, DELIVERY),
+            due(t, DELIVERY, DueBucket::from_minute(0)),
+            due(t, DELIVERY, DueBucket::from_minute(29_000_000)),
+            record_for(t, &AppId::new()),
+        ];
+        for text in HOSTILE {
+            keys.push(record(t, APPS, text));
+            keys.push(record(t, DELIVERY, text));
+            keys.push(owned_index(t, APIS_BY_APP, text));
+        }
+        keys
+    }
+
+    #[test]
+    fn keys_have_the_documented_layout() {
+        let t = tenant("acme");
+        let app: AppId = "app_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f".parse().expect("id");
+        assert_eq!(
+            record_for(&t, &app).as_str(),
+            "t/acme/r/app/app_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f"
+        );
+        assert_eq!(record(&t, APPS, "x").as_str(), "t/acme/r/app/x");
+        assert_eq!(index(&t, APPS).as_str(), "t/acme/i/app");
+        assert_eq!(
+            owned_index(&t, APIS_BY_APP, app.as_str()).as_str(),
+            "t/acme/i/apis-by-app/app_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f"
+        );
+        assert_eq!(
+            due(&t, DELIVERY, DueBucket::containing(1_700_000_000)).as_str(),
+            "t/acme/due/delivery/28333333"
+        );
+        assert_eq!(
+            due_cursor(&t, DELIVERY).as_str(),
+            "t/acme/due-cursor/delivery"
+        );
+    }
+
+    #[test]
+    fn keys_of_two_tenants_never_collide() {
+        for (a, b) in [
+            ("a", "b"),
+            ("a", "a-b"),
+            ("t", "r"),
+            ("default", "default-2"),
+        ] {
+            let (a, b) = (tenant(a), tenant(b));
+            let keys_a: HashSet<Key> = all_keys_of(&a).into_iter().collect();
+            for key in all_keys_of(&b) {
+                assert!(!keys_a.contains(&key), "{key} is in both tenants");
+                assert_eq!(key.as_str().split('/').nth(1), Some(b.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn free_form_segments_cannot_inject_a_slash() {
+        let t = tenant("acme");
+        for text in HOSTILE {
+            let key = record(&t, APPS, text);
+            let segments: Vec<&str> = key.as_str().split('/').collect();
+            assert_eq!(segments.len(), 5, "{key}");
+            assert_eq!(&segments[..4], ["t", "acme", "r", "app"], "{key}");
+            let key = owned_index(&t, APIS_BY_APP, text);
+            assert_eq!(key.as_str().split('/').count(), 5, "{key}");
+        }
+    }
+
+    #[test]
+    fn different_inputs_give_different_keys() {
+        let t = tenant("acme");
+        let keys: HashSet<Key> = HOSTILE.iter().map(|text| record(&t, APPS, text)).collect();
+        assert_eq!(keys.len(), HOSTILE.len());
+        let keys: Vec<Key> = all_keys_of(&t);
+        let unique: HashSet<&Key> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len());
+    }
+
+    #[test]
+    fn typed_ids_share_their_kind_with_untyped_records() {
+        let t = tenant("acme");
+        let sub = SubscriptionId::new();
+        assert_eq!(
+            record_for(&t, &sub),
+            record(&t, SubscriptionId::KIND, sub.as_str())
+        );
+    }
+
+    #[test]
+    fn due_buckets_are_minutes() {
+        let bucket = DueBucket::containing(119);
+        assert_eq!(bucket.minute(), 1);
+        assert_eq!(bucket.start_unix_seconds(), 60);
+        assert_eq!(bucket.next(), DueBucket::containing(120));
+        let walked: Vec<u64> = bucket
+            .through(DueBucket::from_minute(3))
+            .map(DueBucket::minute)
+            .collect();
+        assert_eq!(walked, [1, 2, 3]);
+        assert_eq!(bucket.through(DueBucket::from_minute(0)).count(), 0);
+    }
+}

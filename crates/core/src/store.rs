@@ -1,0 +1,405 @@
+//! The key-value port and what is built on it.
+//!
+//! [`KvStore`] is the small set of operations every backend provides (Spin's store in the
+//! components, [`MemoryStore`](crate::MemoryStore) in tests). [`KvStoreExt`] adds JSON records,
+//! read-modify-write by compare-and-swap, and indexes, for every `KvStore`.
+//!
+//! Spin runs many instances of a component at once, so a shared key is never changed by a plain
+//! get-then-set: [`KvStoreExt::update_json`] and the index operations use compare-and-swap and
+//! retry a bounded number of times, then fail with [`Error::Conflict`] rather than overwrite.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+use crate::keys::Key;
+
+/// How many times a read-modify-write is attempted before giving up with [`Error::Conflict`].
+///
+/// Every failed attempt means another writer changed the key in between, so the store made
+/// progress; the bound only stops a writer that keeps losing under heavy contention.
+pub const MAX_UPDATE_ATTEMPTS: u32 = 128;
+
+/// The largest page [`KvStoreExt::index_page`] returns.
+pub const MAX_INDEX_PAGE: usize = 1000;
+
+/// A failure of the key-value backend itself (never "not found": that is `Ok(None)`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store label is not defined.
+    #[error("key-value store `{0}` does not exist")]
+    NoSuchStore(String),
+    /// The component may not use the store.
+    #[error("access to key-value store `{0}` is denied")]
+    AccessDenied(String),
+    /// Anything else the backend reports (I/O, limits, a value of the wrong shape, ...).
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// The key-value operations eventplane needs. Synchronous, `&self`, one key at a time.
+pub trait KvStore {
+    /// The value of `key`, or `None` if it is absent.
+    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Sets `key` to `value`, unconditionally.
+    fn set(&self, key: &Key, value: &[u8]) -> Result<(), StoreError>;
+
+    /// Removes `key`; removing an absent key is not an error.
+    fn delete(&self, key: &Key) -> Result<(), StoreError>;
+
+    /// Whether `key` is present.
+    fn exists(&self, key: &Key) -> Result<bool, StoreError>;
+
+    /// Sets `key` to `new` only if its current value is `expected` (`None`: only if absent).
+    /// Returns whether it swapped; `Ok(false)` means someone else's value is there.
+    fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
+
+    /// Atomically adds `delta` to the counter at `key` (absent counts as 0) and returns the new
+    /// value. The stored encoding is the backend's own: read counters only with
+    /// `increment(key, 0)`, never with `get`.
+    fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError>;
+}
+
+/// One page of an index, in member order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexPage {
+    /// The members on this page.
+    pub members: Vec<String>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// JSON records, compare-and-swap updates and indexes on top of any [`KvStore`].
+pub trait KvStoreExt: KvStore {
+    /// Reads and decodes the JSON record at `key`. A record that does not decode is our fault
+    /// (500), since only we write records.
+    fn get_json<T: DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, Error> {
+        self.get(key)?.map(|bytes| decode(key, &bytes)).transpose()
+    }
+
+    /// Encodes `value` as JSON and stores it at `key`, unconditionally. Use only for keys that
+    /// no one else writes concurrently; otherwise use [`update_json`](Self::update_json).
+    fn set_json<T: Serialize>(&self, key: &Key, value: &T) -> Result<(), Error> {
+        Ok(self.set(key, &encode(key, value)?)?)
+    }
+
+    /// Read-modify-write of the JSON record at `key` by compare-and-swap: `f` gets the current
+    /// value (`None` if absent) and returns the new one, or an error to abort without writing.
+    /// On a lost race `f` is called again with the fresh value, up to [`MAX_UPDATE_ATTEMPTS`]
+    /// times, then [`Error::Conflict`]. Returns the value written (or kept, if unchanged).
+    fn update_json<T, F>(&self, key: &Key, mut f: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> Result<T, Error>,
+    {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let current = self.get(key)?;
+            let decoded = current
+                .as_deref()
+                .map(|bytes| decode::<T>(key, bytes))
+                .transpose()?;
+            let updated = f(decoded)?;
+            let new = encode(key, &updated)?;
+            if current.as_deref() == Some(new.as_slice()) {
+                return Ok(updated);
+            }
+            if self.compare_and_swap(key, current.as_deref(), &new)? {
+                return Ok(updated);
+            }
+            std::thread::yield_now();
+        }
+        Err(Error::conflict(format!(
+            "too much concurrent activity on one resource; gave up after {MAX_UPDATE_ATTEMPTS} \
+             attempts, try again"
+        )))
+    }
+
+    /// Adds `member` to the index at `index`; returns whether it was new.
+    fn index_add(&self, index: &Key, member: &str) -> Result<bool, Error> {
+        let mut added = false;
+        self.update_json(index, |members: Option<BTreeSet<String>>| {
+            let mut members = members.unwrap_or_default();
+            added = members.insert(member.to_owned());
+            Ok(members)
+        })?;
+        Ok(added)
+    }
+
+    /// Removes `member` from the index at `index`; returns whether it was there.
+    fn index_remove(&self, index: &Key, member: &str) -> Result<bool, Error> {
+        if !self.exists(index)? {
+            return Ok(false);
+        }
+        let mut removed = false;
+        self.update_json(index, |members: Option<BTreeSet<String>>| {
+            let mut members = members.unwrap_or_default();
+            removed = members.remove(member);
+            Ok(members)
+        })?;
+        Ok(removed)
+    }
+
+    /// Whether `member` is in the index at `index`.
+    fn index_contains(&self, index: &Key, member: &str) -> Result<bool, Error> {
+        let members: Option<BTreeSet<String>> = self.get_json(index)?;
+        Ok(members.is_some_and(|members| members.contains(member)))
+    }
+
+    /// Up to `limit` members (clamped to 1..=[`MAX_INDEX_PAGE`]) in ascending order, starting
+    /// after the member `after` (exclusive; `None` from the start). An absent index is empty.
+    fn index_page(
+        &self,
+        index: &Key,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IndexPage, Error> {
+        let limit = limit.clamp(1, MAX_INDEX_PAGE);
+        let members: BTreeSet<String> = self.get_json(index)?.unwrap_or_default();
+        let mut remaining = match after {
+            Some(after) => members
+                .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => members.range::<str, _>(..),
+        };
+        let page: Vec<String> = remaining.by_ref().take(limit).cloned().collect();
+        let next = match remaining.next() {
+            Some(_) => page.last().cloned(),
+            None => None,
+        };
+        Ok(IndexPage {
+            members: page,
+            next,
+        })
+    }
+}
+
+impl<S: KvStore + ?Sized> KvStoreExt for S {}
+
+fn decode<T: DeserializeOwned>(key: &Key, bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes)
+        .map_err(|err| Error::internal_with(format!("decoding the record at {key}"), err))
+}
+
+fn encode<T: Serialize>(key: &Key, value: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value)
+        .map_err(|err| Error::internal_with(format!("encoding the record at {key}"), err))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::Arc;
+
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::ids::TenantId;
+    use crate::keys::{self, Kind};
+    use crate::memory::MemoryStore;
+
+    const THINGS: Kind = Kind::new("thing");
+
+    fn key(name: &str) -> Key {
+        keys::record(&TenantId::new("test").expect("tenant"), THINGS, name)
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Counter {
+        n: u64,
+    }
+
+    #[test]
+    fn json_round_trips_and_absent_is_none() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        assert_eq!(store.get_json::<Counter>(&key("a"))?, None);
+        store.set_json(&key("a"), &Counter { n: 3 })?;
+        assert_eq!(store.get_json(&key("a"))?, Some(Counter { n: 3 }));
+        Ok(())
+    }
+
+    #[test]
+    fn undecodable_record_is_an_internal_error() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        store.set(&key("a"), b"not json")?;
+        let err = store.get_json::<Counter>(&key("a")).unwrap_err();
+        assert_eq!(err.status(), 500);
+        Ok(())
+    }
+
+    #[test]
+    fn update_json_creates_then_modifies() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        let bump = |c: Option<Counter>| {
+            Ok(Counter {
+                n: c.map_or(0, |c| c.n) + 1,
+            })
+        };
+        assert_eq!(store.update_json(&key("a"), bump)?, Counter { n: 1 });
+        assert_eq!(store.update_json(&key("a"), bump)?, Counter { n: 2 });
+        Ok(())
+    }
+
+    #[test]
+    fn update_json_aborts_without_writing_when_f_fails() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        let result = store.update_json(&key("a"), |_: Option<Counter>| {
+            Err(Error::not_found("nothing to update"))
+        });
+        assert_eq!(result.unwrap_err().status(), 404);
+        assert!(!store.exists(&key("a"))?);
+        Ok(())
+    }
+
+    /// A store whose every compare-and-swap loses, as if another writer always got there first.
+    struct AlwaysLoses {
+        inner: MemoryStore,
+        attempts: Cell<u32>,
+    }
+
+    impl KvStore for AlwaysLoses {
+        fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
+            self.inner.set(key, value)
+        }
+        fn delete(&self, key: &Key) -> Result<(), StoreError> {
+            self.inner.delete(key)
+        }
+        fn exists(&self, key: &Key) -> Result<bool, StoreError> {
+            self.inner.exists(key)
+        }
+        fn compare_and_swap(
+            &self,
+            _: &Key,
+            _: Option<&[u8]>,
+            _: &[u8],
+        ) -> Result<bool, StoreError> {
+            self.attempts.set(self.attempts.get() + 1);
+            Ok(false)
+        }
+        fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+            self.inner.increment(key, delta)
+        }
+    }
+
+    #[test]
+    fn update_json_gives_up_with_conflict_instead_of_overwriting() -> Result<(), Error> {
+        let store = AlwaysLoses {
+            inner: MemoryStore::new(),
+            attempts: Cell::new(0),
+        };
+        store.set_json(&key("a"), &Counter { n: 7 })?;
+        let err = store
+            .update_json(&key("a"), |_: Option<Counter>| Ok(Counter { n: 0 }))
+            .unwrap_err();
+        assert_eq!(err.code(), "CONFLICT");
+        assert_eq!(store.attempts.get(), MAX_UPDATE_ATTEMPTS);
+        assert_eq!(store.get_json(&key("a"))?, Some(Counter { n: 7 }));
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_update_json_loses_no_increment() -> Result<(), Error> {
+        let store = Arc::new(MemoryStore::new());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || -> Result<(), Error> {
+                    for _ in 0..100 {
+                        store.update_json(&key("counter"), |c: Option<Counter>| {
+                            Ok(Counter {
+                                n: c.map_or(0, |c| c.n) + 1,
+                            })
+                        })?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("thread panicked")?;
+        }
+        assert_eq!(store.get_json(&key("counter"))?, Some(Counter { n: 800 }));
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_index_adds_lose_no_member() -> Result<(), Error> {
+        let store = Arc::new(MemoryStore::new());
+        let index = key("index");
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (store, index) = (Arc::clone(&store), index.clone());
+                std::thread::spawn(move || -> Result<(), Error> {
+                    for i in 0..50 {
+                        assert!(store.index_add(&index, &format!("m{t}-{i:02}"))?);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("thread panicked")?;
+        }
+        let page = store.index_page(&index, None, MAX_INDEX_PAGE)?;
+        assert_eq!(page.members.len(), 400);
+        assert_eq!(page.next, None);
+        for t in 0..8 {
+            for i in 0..50 {
+                assert!(store.index_contains(&index, &format!("m{t}-{i:02}"))?);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn index_add_and_remove_report_changes() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        let index = key("index");
+        assert!(!store.index_remove(&index, "a")?);
+        assert!(store.index_add(&index, "a")?);
+        assert!(!store.index_add(&index, "a")?);
+        assert!(store.index_contains(&index, "a")?);
+        assert!(store.index_remove(&index, "a")?);
+        assert!(!store.index_remove(&index, "a")?);
+        assert!(!store.index_contains(&index, "a")?);
+        Ok(())
+    }
+
+    #[test]
+    fn index_pages_follow_the_cursor() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        let index = key("index");
+        for member in ["e", "a", "d", "b", "c"] {
+            store.index_add(&index, member)?;
+        }
+        let first = store.index_page(&index, None, 2)?;
+        assert_eq!(first.members, ["a", "b"]);
+        let second = store.index_page(&index, first.next.as_deref(), 2)?;
+        assert_eq!(second.members, ["c", "d"]);
+        let last = store.index_page(&index, second.next.as_deref(), 2)?;
+        assert_eq!(
+            last,
+            IndexPage {
+                members: vec!["e".into()],
+                next: None
+            }
+        );
+        let exact = store.index_page(&index, None, 5)?;
+        assert_eq!(exact.next, None);
+        assert_eq!(
+            store.index_page(&key("absent"), None, 10)?,
+            IndexPage::default()
+        );
+        assert_eq!(store.index_page(&index, None, 0)?.members, ["a"]);
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! [`KvStore`] on a Spin key-value store.
+//!
+//! Plain operations use `fermyon:spin/key-value` (`spin_sdk::key_value::Store`);
+//! compare-and-swap and increment use `wasi:keyvalue/atomics@0.2.0-draft2`, which Spin
+//! implements on every backend over the same stores.
+
+use std::cell::OnceCell;
+
+use eventplane_core::{Key, KvStore, StoreError};
+use spin_sdk::key_value;
+use spin_sdk::wit::wasi::keyvalue::{atomics, store as wasi_store};
+
+/// A Spin key-value store, opened by label (the component must list it in
+/// `key_value_stores`).
+pub struct SpinStore {
+    label: String,
+    store: key_value::Store,
+    /// The same store through `wasi:keyvalue`, opened on first atomic operation.
+    bucket: OnceCell<wasi_store::Bucket>,
+}
+
+impl SpinStore {
+    /// Opens the store `label`.
+    pub fn open(label: &str) -> Result<Self, StoreError> {
+        let store = key_value::Store::open(label).map_err(|err| spin_error(label, err))?;
+        Ok(Self {
+            label: label.to_owned(),
+            store,
+            bucket: OnceCell::new(),
+        })
+    }
+
+    /// Opens the store `default`.
+    pub fn open_default() -> Result<Self, StoreError> {
+        Self::open("default")
+    }
+
+    fn bucket(&self) -> Result<&wasi_store::Bucket, StoreError> {
+        if let Some(bucket) = self.bucket.get() {
+            return Ok(bucket);
+        }
+        let bucket = wasi_store::open(&self.label).map_err(|err| self.wasi_error(err))?;
+        Ok(self.bucket.get_or_init(|| bucket))
+    }
+
+    fn spin_error(&self, err: key_value::Error) -> StoreError {
+        spin_error(&self.label, err)
+    }
+
+    fn wasi_error(&self, err: wasi_store::Error) -> StoreError {
+        match err {
+            wasi_store::Error::NoSuchStore => StoreError::NoSuchStore(self.label.clone()),
+            wasi_store::Error::AccessDenied => StoreError::AccessDenied(self.label.clone()),
+            wasi_store::Error::Other(message) => StoreError::Backend(message),
+        }
+    }
+}
+
+fn spin_error(label: &str, err: key_value::Error) -> StoreError {
+    match err {
+        key_value::Error::NoSuchStore => StoreError::NoSuchStore(label.to_owned()),
+        key_value::Error::AccessDenied => StoreError::AccessDenied(label.to_owned()),
+        key_value::Error::StoreTableFull => {
+            StoreError::Backend("too many key-value stores are open".to_owned())
+        }
+        key_value::Error::Other(message) => StoreError::Backend(message),
+    }
+}
+
+impl KvStore for SpinStore {
+    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store
+            .get(key.as_str())
+            .map_err(|err| self.spin_error(err))
+    }
+
+    fn set(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
+        self.store
+            .set(key.as_str(), value)
+            .map_err(|err| self.spin_error(err))
+    }
+
+    fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.store
+            .delete(key.as_str())
+            .map_err(|err| self.spin_error(err))
+    }
+
+    fn exists(&self, key: &Key) -> Result<bool, StoreError> {
+        self.store
+            .exists(key.as_str())
+            .map_err(|err| self.spin_error(err))
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let cas =
+            atomics::Cas::new(self.bucket()?, key.as_str()).map_err(|err| self.wasi_error(err))?;
+        // `current` also pins the version `swap` compares against (Spin's stores remember the
+        // value read here), so it must be called even though we know what we expect.
+        let current = cas.current().map_err(|err| self.wasi_error(err))?;
+        if current.as_deref() != expected {
+            return Ok(false);
+        }
+        match atomics::swap(cas, new) {
+            Ok(()) => Ok(true),
+            Err(atomics::CasError::CasFailed(_)) => Ok(false),
+            Err(atomics::CasError::StoreError(err)) => Err(self.wasi_error(err)),
+        }
+    }
+
+    fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+        atomics::increment(self.bucket()?, key.as_str(), delta).map_err(|err| self.wasi_error(err))
+    }
+}
