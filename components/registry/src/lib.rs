@@ -1,0 +1,32 @@
+//! The registry component: applications, event API definitions, their versions and auth data,
+//! external subscriptions, application credentials and tokens (`/graphql`, `/oauth/...`).
+//!
+//! A thin Spin HTTP adapter: it resolves the request against its route table and maps the
+//! outcome to a response; the logic lives in the crates under `crates/`.
+#![expect(
+    unsafe_code,
+    reason = "spin-sdk's #[http_component] expands to unsafe resource-handle conversions"
+)]
+
+use std::convert::Infallible;
+
+use eventplane_spin::{Router, error_response, path_of};
+use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http_component;
+
+/// The registry's route table. Empty until its first feature lands: every request gets a
+/// JSON 404 (or a 405 once a path is routed for other methods).
+fn routes() -> Router<Infallible> {
+    Router::new()
+}
+
+/// Handles one request. The body is not read here: a handler reads it (with its size limit)
+/// only once the route is known.
+#[http_component]
+async fn handle(request: IncomingRequest) -> Response {
+    let path_with_query = request.path_with_query().unwrap_or_default();
+    match routes().resolve(&request.method(), path_of(&path_with_query)) {
+        Ok(matched) => match *matched.handler {},
+        Err(err) => error_response(&err),
+    }
+}
