@@ -1,0 +1,20 @@
+//! End-to-end tests: every test starts an application in `eventplane-host` on a loopback port
+//! and talks to it over real HTTP. The WebAssembly components must be built first
+//! (`./scripts/test.sh` does it).
+
+mod application;
+mod key_value;
+mod manifest;
+mod outbound;
+mod routing;
+mod variables;
+
+/// One multi-threaded runtime per test, so that requests really run concurrently.
+macro_rules! e2e_test {
+    ($(#[$meta:meta])* async fn $name:ident() -> anyhow::Result<()> $body:block) => {
+        $(#[$meta])*
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() -> anyhow::Result<()> $body
+    };
+}
+pub(crate) use e2e_test;
