@@ -132,3 +132,34 @@ e2e_test! {
         app.stop().await
     }
 }
+
+e2e_test! {
+    async fn allowed_outbound_hosts_can_come_from_variables() -> anyhow::Result<()> {
+        let upstream = TestServer::start(200, "templated").await?;
+        let m = TempManifest::new(
+            r#"
+spin_manifest_version = 2
+[application]
+name = "templated-hosts"
+[variables]
+upstream = { required = true }
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{probe}"
+allowed_outbound_hosts = ["{{ upstream }}"]
+"#,
+        )?;
+        let app = TestApp::builder(&m.path())
+            .env("SPIN_VARIABLE_UPSTREAM", &format!("http://127.0.0.1:{}", upstream.addr().port()))
+            .start()
+            .await?;
+        let (status, body) = fetch(&app, "", &upstream.url("/x")).await?;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["body"], "templated");
+        let (status, body) = fetch(&app, "", "http://127.0.0.1:1/").await?;
+        assert_eq!(status, 502, "{body}");
+        app.stop().await
+    }
+}

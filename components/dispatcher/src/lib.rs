@@ -10,7 +10,7 @@
 
 use std::convert::Infallible;
 
-use eventplane_spin::{Router, error_response, path_of};
+use eventplane_spin::Router;
 use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
 
@@ -24,9 +24,8 @@ fn routes() -> Router<Infallible> {
 /// only once the route is known.
 #[http_component]
 async fn handle(request: IncomingRequest) -> Response {
-    let path_with_query = request.path_with_query().unwrap_or_default();
-    match routes().resolve(&request.method(), path_of(&path_with_query)) {
+    match routes().resolve_request(&request) {
         Ok(matched) => match *matched.handler {},
-        Err(err) => error_response(&err),
+        Err(response) => response,
     }
 }

@@ -131,6 +131,17 @@ impl<H> Default for Router<H> {
 }
 
 impl<H> Router<H> {
+    /// Resolves an incoming request by its method and path (the query is ignored): the matched
+    /// route, or the JSON 404/405 response to send back. The body is not read.
+    pub fn resolve_request(
+        &self,
+        request: &spin_sdk::http::IncomingRequest,
+    ) -> Result<Matched<'_, H>, spin_sdk::http::Response> {
+        let path_with_query = request.path_with_query().unwrap_or_default();
+        self.resolve(&request.method(), path_of(&path_with_query))
+            .map_err(|err| crate::error_response(&err))
+    }
+
     /// An empty table: every path is a 404.
     pub fn new() -> Self {
         Self::default()

@@ -4,7 +4,7 @@
 //! compare-and-swap and increment use `wasi:keyvalue/atomics@0.2.0-draft2`, which Spin
 //! implements on every backend over the same stores.
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 use eventplane_core::{Key, KvStore, StoreError};
 use spin_sdk::key_value;
@@ -16,7 +16,7 @@ pub struct SpinStore {
     label: String,
     store: key_value::Store,
     /// The same store through `wasi:keyvalue`, opened on first atomic operation.
-    bucket: OnceCell<wasi_store::Bucket>,
+    bucket: OnceLock<wasi_store::Bucket>,
 }
 
 impl SpinStore {
@@ -26,7 +26,7 @@ impl SpinStore {
         Ok(Self {
             label: label.to_owned(),
             store,
-            bucket: OnceCell::new(),
+            bucket: OnceLock::new(),
         })
     }
 
@@ -92,6 +92,12 @@ impl KvStore for SpinStore {
             .map_err(|err| self.spin_error(err))
     }
 
+    /// Compare-and-swap through `wasi:keyvalue/atomics`.
+    ///
+    /// Caveat: Spin's SQLite backend (3.x/4.x) performs the swap after a `current()` of
+    /// "absent" as an unconditional write, so two instances creating the same key at once may
+    /// both succeed there (Redis and eventplane's host are strict). Code that must create a key
+    /// exactly once should not depend on `expected = None` alone on that backend.
     fn compare_and_swap(
         &self,
         key: &Key,
@@ -117,3 +123,10 @@ impl KvStore for SpinStore {
         atomics::increment(self.bucket()?, key.as_str(), delta).map_err(|err| self.wasi_error(err))
     }
 }
+
+/// The GraphQL schema and other shared services hold the store as
+/// `Arc<dyn KvStore + Send + Sync>`; this fails to compile if `SpinStore` stops being both.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<SpinStore>();
+};
