@@ -61,9 +61,12 @@ pub enum Error {
         /// The methods the path accepts; sent in the `Allow` header.
         allowed: Vec<String>,
     },
-    /// 409: the request conflicts with the current state (duplicate, concurrent update, ...).
+    /// 409: the request conflicts with the current state (e.g. a concurrent update).
     #[error("{0}")]
     Conflict(String),
+    /// 409: something that must be unique (a name) is already taken.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// 413: the body is larger than the limit.
     #[error("payload exceeds the limit of {limit_bytes} bytes")]
     PayloadTooLarge {
@@ -81,6 +84,10 @@ pub enum Error {
         /// One entry per problem found (may be empty).
         details: Vec<FieldError>,
     },
+    /// 422: a spec document (AsyncAPI) is invalid. `field` is the JSON pointer of the problem
+    /// inside the document, `message` what is wrong there.
+    #[error("invalid spec: {} (at {})", .0.message, .0.field)]
+    InvalidSpec(FieldError),
     /// 429: slow down; `retry_after_seconds` becomes a `Retry-After` header.
     #[error("{message}")]
     TooManyRequests {
@@ -169,6 +176,16 @@ impl Error {
         Self::Conflict(message.into())
     }
 
+    /// 409 for a unique name (or other unique value) that is already taken.
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self::AlreadyExists(message.into())
+    }
+
+    /// 422 for an invalid spec document: what is wrong, at which JSON pointer.
+    pub fn invalid_spec(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidSpec(FieldError::new(path, message))
+    }
+
     /// 413.
     pub fn payload_too_large(limit_bytes: u64) -> Self {
         Self::PayloadTooLarge { limit_bytes }
@@ -227,10 +244,10 @@ impl Error {
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed { .. } => 405,
-            Self::Conflict(_) => 409,
+            Self::Conflict(_) | Self::AlreadyExists(_) => 409,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType(_) => 415,
-            Self::Unprocessable { .. } => 422,
+            Self::Unprocessable { .. } | Self::InvalidSpec(_) => 422,
             Self::TooManyRequests { .. } => 429,
             Self::Internal { .. } => 500,
             Self::StoreUnavailable(_) => 503,
@@ -246,9 +263,11 @@ impl Error {
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::Conflict(_) => "CONFLICT",
+            Self::AlreadyExists(_) => "ALREADY_EXISTS",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::Unprocessable { .. } => "UNPROCESSABLE_ENTITY",
+            Self::InvalidSpec(_) => "INVALID_SPEC",
             Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             Self::Internal { .. } => "INTERNAL_ERROR",
             Self::StoreUnavailable(_) => "SERVICE_UNAVAILABLE",
@@ -268,6 +287,7 @@ impl Error {
     pub fn details(&self) -> &[FieldError] {
         match self {
             Self::BadRequest { details, .. } | Self::Unprocessable { details, .. } => details,
+            Self::InvalidSpec(problem) => std::slice::from_ref(problem),
             _ => &[],
         }
     }
@@ -315,9 +335,11 @@ mod tests {
             Error::not_found("no such app"),
             Error::method_not_allowed("POST", "/x", vec!["GET".into(), "PUT".into()]),
             Error::conflict("exists"),
+            Error::already_exists("name taken"),
             Error::payload_too_large(10),
             Error::unsupported_media_type("want json"),
             Error::unprocessable("not asyncapi", vec![]),
+            Error::invalid_spec("/channels", "is required"),
             Error::too_many_requests("slow down", Some(3)),
             Error::internal("boom"),
             Error::from(StoreError::Backend("disk on fire".into())),
@@ -339,9 +361,11 @@ mod tests {
                 (404, "NOT_FOUND"),
                 (405, "METHOD_NOT_ALLOWED"),
                 (409, "CONFLICT"),
+                (409, "ALREADY_EXISTS"),
                 (413, "PAYLOAD_TOO_LARGE"),
                 (415, "UNSUPPORTED_MEDIA_TYPE"),
                 (422, "UNPROCESSABLE_ENTITY"),
+                (422, "INVALID_SPEC"),
                 (429, "TOO_MANY_REQUESTS"),
                 (500, "INTERNAL_ERROR"),
                 (503, "SERVICE_UNAVAILABLE"),
@@ -423,6 +447,23 @@ mod tests {
         assert_eq!(
             Error::unauthorized("no token").headers(),
             vec![("www-authenticate", "Bearer".to_owned())]
+        );
+    }
+
+    #[test]
+    fn invalid_spec_reports_the_json_pointer_as_its_detail() {
+        let err = Error::invalid_spec("/channels/user~1signedup", "has no message");
+        assert_eq!(
+            err.public_message(),
+            "invalid spec: has no message (at /channels/user~1signedup)"
+        );
+        assert_eq!(
+            err.body(),
+            json!({"error": {
+                "code": "INVALID_SPEC",
+                "message": "invalid spec: has no message (at /channels/user~1signedup)",
+                "details": [{"field": "/channels/user~1signedup", "message": "has no message"}],
+            }})
         );
     }
 }

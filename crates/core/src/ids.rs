@@ -170,6 +170,18 @@ prefixed_id!(
     "cli",
     "client id"
 );
+prefixed_id!(
+    /// A webhook an application registered to hear about changes (`whk_…`).
+    WebhookId,
+    "whk",
+    "webhook id"
+);
+prefixed_id!(
+    /// A notification waiting in the webhook outbox (`ntf_…`).
+    NotificationId,
+    "ntf",
+    "notification id"
+);
 
 /// The longest tenant name.
 const TENANT_MAX_LEN: usize = 63;
@@ -275,6 +287,8 @@ mod tests {
         assert_eq!(id.to_string().parse::<AppId>(), Ok(id));
         assert!(SubscriptionId::new().as_str().starts_with("sub_"));
         assert!(ClientId::new().as_str().starts_with("cli_"));
+        assert!(WebhookId::new().as_str().starts_with("whk_"));
+        assert!(NotificationId::new().as_str().starts_with("ntf_"));
     }
 
     #[test]

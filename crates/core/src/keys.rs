@@ -9,6 +9,22 @@
 //! | `t/<tenant>/i/<index>/<owner>` | an index scoped to one owner (e.g. the APIs of an app) |
 //! | `t/<tenant>/due/<kind>/<minute>` | an index of the items of `kind` due in that minute |
 //! | `t/<tenant>/due-cursor/<kind>` | the first minute bucket not yet fully drained |
+//! | `t/<tenant>/seed/<index>` | a counter electing the one writer that creates a tenant-wide index |
+//!
+//! The registry's records and indexes, built with the constants below:
+//!
+//! | key | holds |
+//! |---|---|
+//! | `t/<tenant>/r/app/<app id>` | an application |
+//! | `t/<tenant>/r/api/<api id>` | an event API definition, with its spec and event catalog |
+//! | `t/<tenant>/r/whk/<webhook id>` | an application webhook and its last delivery outcome |
+//! | `t/<tenant>/r/ntf/<notification id>` | a webhook notification waiting to be delivered |
+//! | `t/<tenant>/r/app-name-claim/<name>` | a counter: `1` after the create that won the name |
+//! | `t/<tenant>/r/app-by-name/<name>` | the id of the application holding the name |
+//! | `t/<tenant>/i/apps` | the ids of all applications of the tenant |
+//! | `t/<tenant>/i/app-apis/<app id>` | the ids of an application's event APIs |
+//! | `t/<tenant>/i/app-webhooks/<app id>` | the ids of an application's webhooks |
+//! | `t/<tenant>/i/webhook-outbox` | the ids of the notifications not yet delivered |
 //!
 //! Tenants, kinds and ids are validated types that cannot contain `/`; free-form text (an id
 //! given as `&str`, an owner) is escaped (`%` → `%25`, `/` → `%2F`), so no input can add a
@@ -110,6 +126,26 @@ impl fmt::Display for Kind {
     }
 }
 
+/// Index: the ids of all applications of a tenant (`t/<tenant>/i/apps`).
+pub const APPLICATIONS: Kind = Kind::new("apps");
+
+/// Owned index, per application id: the ids of its event API definitions.
+pub const APPLICATION_EVENT_APIS: Kind = Kind::new("app-apis");
+
+/// Owned index, per application id: the ids of its webhooks.
+pub const APPLICATION_WEBHOOKS: Kind = Kind::new("app-webhooks");
+
+/// Records, per application name: a counter whose first increment wins the name. Names are
+/// claimed with `increment`, not compare-and-swap, because Spin's SQLite store turns a
+/// compare-and-swap on an absent key into an unconditional write.
+pub const APPLICATION_NAME_CLAIMS: Kind = Kind::new("app-name-claim");
+
+/// Records, per application name: the id of the application holding the name.
+pub const APPLICATIONS_BY_NAME: Kind = Kind::new("app-by-name");
+
+/// Index: the ids of the webhook notifications not yet delivered (the outbox) of a tenant.
+pub const WEBHOOK_OUTBOX: Kind = Kind::new("webhook-outbox");
+
 /// Width of a due-time bucket, in seconds.
 pub const DUE_BUCKET_SECONDS: u64 = 60;
 
@@ -197,6 +233,12 @@ pub fn owned_index(tenant: &TenantId, name: Kind, owner: &str) -> Key {
     tenant_key(tenant, &["i", name.as_str(), &escape_segment(owner)])
 }
 
+/// The counter that elects the one writer creating the tenant-wide index `name`:
+/// `t/<tenant>/seed/<name>`. See [`APPLICATION_NAME_CLAIMS`] for why a counter.
+pub fn index_seed(tenant: &TenantId, name: Kind) -> Key {
+    tenant_key(tenant, &["seed", name.as_str()])
+}
+
 /// The index of items of `kind` due in `bucket`: `t/<tenant>/due/<kind>/<minute>`.
 pub fn due(tenant: &TenantId, kind: Kind, bucket: DueBucket) -> Key {
     tenant_key(
@@ -247,6 +289,11 @@ mod tests {
             index(t, APPS),
             index(t, APIS_BY_APP),
             due_cursor(t, DELIVERY),
+            index_seed(t, APPS),
+            index(t, APPLICATIONS),
+            index(t, WEBHOOK_OUTBOX),
+            record(t, APPLICATION_NAME_CLAIMS, "shop"),
+            record(t, APPLICATIONS_BY_NAME, "shop"),
             due(t, DELIVERY, DueBucket::from_minute(0)),
             due(t, DELIVERY, DueBucket::from_minute(29_000_000)),
             record_for(t, &AppId::new()),
@@ -269,6 +316,15 @@ mod tests {
         );
         assert_eq!(record(&t, APPS, "x").as_str(), "t/acme/r/app/x");
         assert_eq!(index(&t, APPS).as_str(), "t/acme/i/app");
+        assert_eq!(index_seed(&t, APPS).as_str(), "t/acme/seed/app");
+        assert_eq!(
+            owned_index(&t, APPLICATION_EVENT_APIS, app.as_str()).as_str(),
+            "t/acme/i/app-apis/app_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f"
+        );
+        assert_eq!(
+            record(&t, APPLICATION_NAME_CLAIMS, "shop").as_str(),
+            "t/acme/r/app-name-claim/shop"
+        );
         assert_eq!(
             owned_index(&t, APIS_BY_APP, app.as_str()).as_str(),
             "t/acme/i/apis-by-app/app_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f"

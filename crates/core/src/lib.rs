@@ -37,7 +37,8 @@ pub mod store;
 
 pub use error::{Error, FieldError};
 pub use ids::{
-    ApiId, AppId, AttemptId, ClientId, EventId, ParseIdError, PrefixedId, SubscriptionId, TenantId,
+    ApiId, AppId, AttemptId, ClientId, EventId, NotificationId, ParseIdError, PrefixedId,
+    SubscriptionId, TenantId, WebhookId,
 };
 pub use keys::Key;
 pub use memory::MemoryStore;

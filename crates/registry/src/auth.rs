@@ -1,0 +1,338 @@
+//! Credentials for calling out (webhooks, fetch requests, external buses): the stored model
+//! [`Auth`], its GraphQL input, and its GraphQL output with every secret masked.
+//!
+//! Secrets (basic passwords, OAuth client secrets, and the same inside CSRF request auth) are
+//! stored as given, because eventplane must present them, and are never returned in clear:
+//! the schema shows [`SECRET_MASK`] instead.
+
+use std::fmt;
+
+use async_graphql::{ID, InputObject, Object, SimpleObject, Union};
+use eventplane_core::Error;
+use serde::{Deserialize, Serialize};
+
+use crate::scalars::{HttpHeaders, QueryParams};
+use crate::validate;
+
+/// What the schema shows instead of a secret.
+pub const SECRET_MASK: &str = "********";
+
+/// How to authenticate a call: a credential, extra headers and query parameters, and
+/// optionally a CSRF token to fetch first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Auth {
+    /// The credential to present.
+    pub credential: Credential,
+    /// Headers to add to the call.
+    #[serde(default, skip_serializing_if = "HttpHeaders::is_empty")]
+    pub additional_headers: HttpHeaders,
+    /// Query parameters to add to the call.
+    #[serde(default, skip_serializing_if = "QueryParams::is_empty")]
+    pub additional_query_params: QueryParams,
+    /// A CSRF token to obtain before the call, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<CsrfTokenAuth>,
+}
+
+/// A credential, secrets in clear. `Debug` masks the secrets.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Credential {
+    /// HTTP basic authentication.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password (a secret).
+        password: String,
+    },
+    /// OAuth 2.0 client credentials.
+    #[serde(rename = "oauth")]
+    OAuth {
+        /// The client id.
+        client_id: String,
+        /// The client secret (a secret).
+        client_secret: String,
+        /// The token endpoint.
+        url: String,
+    },
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &SECRET_MASK)
+                .finish(),
+            Self::OAuth { client_id, url, .. } => f
+                .debug_struct("OAuth")
+                .field("client_id", client_id)
+                .field("client_secret", &SECRET_MASK)
+                .field("url", url)
+                .finish(),
+        }
+    }
+}
+
+/// Fetch a CSRF token from `token_endpoint_url` (with its own credential) before the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CsrfTokenAuth {
+    /// Where to fetch the token.
+    pub token_endpoint_url: String,
+    /// The credential for the token endpoint.
+    pub credential: Credential,
+    /// Headers to add to the token request.
+    #[serde(default, skip_serializing_if = "HttpHeaders::is_empty")]
+    pub additional_headers: HttpHeaders,
+    /// Query parameters to add to the token request.
+    #[serde(default, skip_serializing_if = "QueryParams::is_empty")]
+    pub additional_query_params: QueryParams,
+}
+
+// ---- output ---------------------------------------------------------------------------------
+
+/// HTTP basic credentials. The password is never returned in clear.
+#[derive(SimpleObject)]
+pub(crate) struct BasicCredentialData {
+    /// The user name.
+    username: String,
+    /// Always `********`: the password is stored but never returned.
+    password: String,
+}
+
+/// OAuth 2.0 client credentials. The client secret is never returned in clear.
+#[derive(SimpleObject)]
+#[graphql(name = "OAuthCredentialData")]
+pub(crate) struct OAuthCredentialData {
+    /// The client id.
+    client_id: ID,
+    /// Always `********`: the secret is stored but never returned.
+    client_secret: String,
+    /// The token endpoint.
+    url: String,
+}
+
+/// A credential: basic or OAuth.
+#[derive(Union)]
+pub(crate) enum CredentialData {
+    /// HTTP basic.
+    Basic(BasicCredentialData),
+    /// OAuth 2.0 client credentials.
+    OAuth(OAuthCredentialData),
+}
+
+impl From<&Credential> for CredentialData {
+    fn from(credential: &Credential) -> Self {
+        match credential {
+            Credential::Basic { username, .. } => Self::Basic(BasicCredentialData {
+                username: username.clone(),
+                password: SECRET_MASK.to_owned(),
+            }),
+            Credential::OAuth { client_id, url, .. } => Self::OAuth(OAuthCredentialData {
+                client_id: ID(client_id.clone()),
+                client_secret: SECRET_MASK.to_owned(),
+                url: url.clone(),
+            }),
+        }
+    }
+}
+
+/// Authentication to perform before the call.
+#[derive(SimpleObject)]
+pub(crate) struct CredentialRequestAuth {
+    /// Fetch a CSRF token first.
+    csrf: Option<CsrfTokenCredentialRequestAuth>,
+}
+
+/// Fetch a CSRF token first, with its own credential.
+#[derive(SimpleObject)]
+#[graphql(name = "CSRFTokenCredentialRequestAuth")]
+pub(crate) struct CsrfTokenCredentialRequestAuth {
+    /// Where to fetch the token.
+    #[graphql(name = "tokenEndpointURL")]
+    token_endpoint_url: String,
+    /// The credential for the token endpoint (secrets masked).
+    credential: CredentialData,
+    /// Headers to add to the token request.
+    additional_headers: Option<HttpHeaders>,
+    /// Query parameters to add to the token request.
+    additional_query_params: Option<QueryParams>,
+}
+
+fn non_empty<T: Clone>(value: &T, is_empty: bool) -> Option<T> {
+    (!is_empty).then(|| value.clone())
+}
+
+/// How eventplane authenticates a call. Secrets are masked.
+#[Object(name = "Auth")]
+impl Auth {
+    /// The credential (secrets masked).
+    async fn credential(&self) -> CredentialData {
+        CredentialData::from(&self.credential)
+    }
+
+    /// Headers added to the call.
+    async fn additional_headers(&self) -> Option<HttpHeaders> {
+        non_empty(&self.additional_headers, self.additional_headers.is_empty())
+    }
+
+    /// Query parameters added to the call.
+    async fn additional_query_params(&self) -> Option<QueryParams> {
+        non_empty(
+            &self.additional_query_params,
+            self.additional_query_params.is_empty(),
+        )
+    }
+
+    /// Authentication performed before the call.
+    async fn request_auth(&self) -> Option<CredentialRequestAuth> {
+        let csrf = self.csrf.as_ref()?;
+        Some(CredentialRequestAuth {
+            csrf: Some(CsrfTokenCredentialRequestAuth {
+                token_endpoint_url: csrf.token_endpoint_url.clone(),
+                credential: CredentialData::from(&csrf.credential),
+                additional_headers: non_empty(
+                    &csrf.additional_headers,
+                    csrf.additional_headers.is_empty(),
+                ),
+                additional_query_params: non_empty(
+                    &csrf.additional_query_params,
+                    csrf.additional_query_params.is_empty(),
+                ),
+            }),
+        })
+    }
+}
+
+// ---- input ----------------------------------------------------------------------------------
+
+/// HTTP basic credentials.
+#[derive(InputObject)]
+pub(crate) struct BasicCredentialDataInput {
+    /// The user name.
+    username: String,
+    /// The password; stored, never returned.
+    password: String,
+}
+
+/// OAuth 2.0 client credentials.
+#[derive(InputObject)]
+#[graphql(name = "OAuthCredentialDataInput")]
+pub(crate) struct OAuthCredentialDataInput {
+    /// The client id.
+    client_id: ID,
+    /// The client secret; stored, never returned.
+    client_secret: String,
+    /// The token endpoint (http or https).
+    url: String,
+}
+
+/// A credential: exactly one of `basic` and `oauth`.
+#[derive(InputObject)]
+pub(crate) struct CredentialDataInput {
+    /// HTTP basic.
+    basic: Option<BasicCredentialDataInput>,
+    /// OAuth 2.0 client credentials.
+    oauth: Option<OAuthCredentialDataInput>,
+}
+
+/// Fetch a CSRF token first, with its own credential.
+#[derive(InputObject)]
+#[graphql(name = "CSRFTokenCredentialRequestAuthInput")]
+pub(crate) struct CsrfTokenCredentialRequestAuthInput {
+    /// Where to fetch the token (http or https).
+    #[graphql(name = "tokenEndpointURL")]
+    token_endpoint_url: String,
+    /// The credential for the token endpoint.
+    credential: CredentialDataInput,
+    /// Headers to add to the token request.
+    additional_headers: Option<HttpHeaders>,
+    /// Query parameters to add to the token request.
+    additional_query_params: Option<QueryParams>,
+}
+
+/// Authentication to perform before the call.
+#[derive(InputObject)]
+pub(crate) struct CredentialRequestAuthInput {
+    /// Fetch a CSRF token first.
+    csrf: Option<CsrfTokenCredentialRequestAuthInput>,
+}
+
+/// How eventplane is to authenticate a call.
+#[derive(InputObject)]
+pub(crate) struct AuthInput {
+    /// The credential to present.
+    credential: CredentialDataInput,
+    /// Headers to add to the call.
+    additional_headers: Option<HttpHeaders>,
+    /// Query parameters to add to the call.
+    additional_query_params: Option<QueryParams>,
+    /// Authentication to perform before the call.
+    request_auth: Option<CredentialRequestAuthInput>,
+}
+
+impl AuthInput {
+    /// Validates the input (`field` names it in errors) into the stored model.
+    pub(crate) fn into_auth(self, field: &str) -> Result<Auth, Error> {
+        let credential = self
+            .credential
+            .into_credential(&format!("{field}.credential"))?;
+        let csrf = match self.request_auth.and_then(|request_auth| request_auth.csrf) {
+            None => None,
+            Some(csrf) => {
+                let field = format!("{field}.requestAuth.csrf");
+                Some(CsrfTokenAuth {
+                    token_endpoint_url: validate::http_url(
+                        &format!("{field}.tokenEndpointURL"),
+                        csrf.token_endpoint_url,
+                    )?,
+                    credential: csrf
+                        .credential
+                        .into_credential(&format!("{field}.credential"))?,
+                    additional_headers: csrf.additional_headers.unwrap_or_default(),
+                    additional_query_params: csrf.additional_query_params.unwrap_or_default(),
+                })
+            }
+        };
+        Ok(Auth {
+            credential,
+            additional_headers: self.additional_headers.unwrap_or_default(),
+            additional_query_params: self.additional_query_params.unwrap_or_default(),
+            csrf,
+        })
+    }
+}
+
+impl CredentialDataInput {
+    fn into_credential(self, field: &str) -> Result<Credential, Error> {
+        match (self.basic, self.oauth) {
+            (Some(basic), None) => Ok(Credential::Basic {
+                username: validate::required_text(
+                    &format!("{field}.basic.username"),
+                    basic.username,
+                    validate::MAX_SHORT_TEXT,
+                )?,
+                password: basic.password,
+            }),
+            (None, Some(oauth)) => Ok(Credential::OAuth {
+                client_id: validate::required_text(
+                    &format!("{field}.oauth.clientId"),
+                    oauth.client_id.0,
+                    validate::MAX_SHORT_TEXT,
+                )?,
+                client_secret: oauth.client_secret,
+                url: validate::http_url(&format!("{field}.oauth.url"), oauth.url)?,
+            }),
+            _ => Err(Error::invalid(
+                field,
+                "give exactly one of `basic` and `oauth`",
+            )),
+        }
+    }
+}
+
+/// Validates an optional auth input.
+pub(crate) fn optional_auth(input: Option<AuthInput>, field: &str) -> Result<Option<Auth>, Error> {
+    input.map(|auth| auth.into_auth(field)).transpose()
+}

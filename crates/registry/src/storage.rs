@@ -1,0 +1,262 @@
+//! Store operations the registry needs beyond [`KvStoreExt`]: indexes that are never created by
+//! accident, a safe first creation of tenant-wide indexes, and updates of records that may have
+//! been deleted meanwhile.
+//!
+//! Why not plain `index_add`: on an absent key it compare-and-swaps against "absent", which
+//! Spin's SQLite store (3.x/4.x) performs as an unconditional write. Two writers creating the
+//! same index at once could then lose a member, and an add racing a cascade delete could bring
+//! a deleted application's index back. So:
+//!
+//! - an application's own indexes are created with the application (nobody else knows its id
+//!   yet) and later only changed if they exist ([`add_to_existing`], [`remove_from_existing`]):
+//!   an index's existence is its owner's liveness;
+//! - a tenant-wide index is created once, by the one writer that wins an `increment` on its
+//!   seed key ([`add_to_tenant_index`]); everyone else waits for it to appear.
+
+use std::collections::BTreeSet;
+
+use eventplane_core::keys::{self, Kind};
+use eventplane_core::{Error, Key, KvStore, KvStoreExt, MAX_INDEX_PAGE, TenantId};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// How many times a writer that lost the election for a tenant index checks for it.
+const SEED_WAIT_ROUNDS: u32 = 200;
+
+/// Members of an index, as `KvStoreExt`'s index operations store them.
+type Members = BTreeSet<String>;
+
+/// Creates the index `index` with `members`. Only for an index no one else can know yet (it
+/// belongs to an object being created).
+pub(crate) fn create_index<S: KvStore + ?Sized>(
+    store: &S,
+    index: &Key,
+    members: impl IntoIterator<Item = String>,
+) -> Result<(), Error> {
+    store.set_json(index, &members.into_iter().collect::<Members>())
+}
+
+/// Adds `member` to `index` if the index exists; `Ok(false)` if it does not (its owner is gone).
+pub(crate) fn add_to_existing<S: KvStore + ?Sized>(
+    store: &S,
+    index: &Key,
+    member: &str,
+) -> Result<bool, Error> {
+    let updated = update_existing(store, index, |mut members: Members| {
+        members.insert(member.to_owned());
+        Ok(members)
+    })?;
+    Ok(updated.is_some())
+}
+
+/// Removes `member` from `index` if the index exists; never creates it.
+pub(crate) fn remove_from_existing<S: KvStore + ?Sized>(
+    store: &S,
+    index: &Key,
+    member: &str,
+) -> Result<(), Error> {
+    update_existing(store, index, |mut members: Members| {
+        members.remove(member);
+        Ok(members)
+    })?;
+    Ok(())
+}
+
+/// All members of `index`, in ascending order (empty if it does not exist).
+pub(crate) fn all_members<S: KvStore + ?Sized>(
+    store: &S,
+    index: &Key,
+) -> Result<Vec<String>, Error> {
+    let mut members = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.index_page(index, after.as_deref(), MAX_INDEX_PAGE)?;
+        members.extend(page.members);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(members),
+        }
+    }
+}
+
+/// Adds `member` to the tenant-wide index `name`, creating the index the first time in a way
+/// that is safe under concurrency on every Spin backend (see the module docs).
+pub(crate) fn add_to_tenant_index<S: KvStore + ?Sized>(
+    store: &S,
+    tenant: &TenantId,
+    name: Kind,
+    member: &str,
+) -> Result<(), Error> {
+    let index = keys::index(tenant, name);
+    if add_to_existing(store, &index, member)? {
+        return Ok(());
+    }
+    ensure_tenant_index(store, tenant, name)?;
+    if add_to_existing(store, &index, member)? {
+        return Ok(());
+    }
+    Err(Error::internal(format!(
+        "the index {index} vanished after its creation"
+    )))
+}
+
+/// Makes sure the tenant-wide index `name` exists: the writer whose `increment` of the seed
+/// returns 1 creates it; the others wait for it.
+fn ensure_tenant_index<S: KvStore + ?Sized>(
+    store: &S,
+    tenant: &TenantId,
+    name: Kind,
+) -> Result<(), Error> {
+    let index = keys::index(tenant, name);
+    if store.increment(&keys::index_seed(tenant, name), 1)? == 1 {
+        return create_index(store, &index, []);
+    }
+    for _ in 0..SEED_WAIT_ROUNDS {
+        if store.exists(&index)? {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // The elected writer died between its increment and its write. Creating the index now is
+    // the lesser evil: it can only lose a member if that writer wakes up and writes after all.
+    store.update_json(&index, |members: Option<Members>| {
+        Ok(members.unwrap_or_default())
+    })?;
+    Ok(())
+}
+
+/// Read-modify-write of the record at `key` by compare-and-swap, only while it exists:
+/// `Ok(None)` if it is absent (deleted meanwhile), never recreating it.
+pub(crate) fn update_existing<S, T, F>(store: &S, key: &Key, mut f: F) -> Result<Option<T>, Error>
+where
+    S: KvStore + ?Sized,
+    T: Serialize + DeserializeOwned,
+    F: FnMut(T) -> Result<T, Error>,
+{
+    let mut absent = false;
+    let result = store.update_json(key, |current: Option<T>| match current {
+        Some(current) => {
+            absent = false;
+            f(current)
+        }
+        None => {
+            absent = true;
+            Err(Error::not_found(format!("{key} is gone")))
+        }
+    });
+    match result {
+        Ok(updated) => Ok(Some(updated)),
+        Err(_) if absent => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use eventplane_core::{MemoryStore, StoreError};
+
+    use super::*;
+
+    /// A store that behaves like Spin's SQLite store: a compare-and-swap against "absent" is an
+    /// unconditional write.
+    struct AbsentCasOverwrites(MemoryStore);
+
+    impl KvStore for AbsentCasOverwrites {
+        fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(key)
+        }
+        fn set(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
+            self.0.set(key, value)
+        }
+        fn delete(&self, key: &Key) -> Result<(), StoreError> {
+            self.0.delete(key)
+        }
+        fn exists(&self, key: &Key) -> Result<bool, StoreError> {
+            self.0.exists(key)
+        }
+        fn compare_and_swap(
+            &self,
+            key: &Key,
+            expected: Option<&[u8]>,
+            new: &[u8],
+        ) -> Result<bool, StoreError> {
+            match expected {
+                None => self.0.set(key, new).map(|()| true),
+                Some(_) => self.0.compare_and_swap(key, expected, new),
+            }
+        }
+        fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+            self.0.increment(key, delta)
+        }
+    }
+
+    const THINGS: Kind = Kind::new("things");
+
+    fn tenant() -> TenantId {
+        TenantId::new("acme").expect("tenant")
+    }
+
+    #[test]
+    fn owned_indexes_are_never_recreated() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        let index = keys::owned_index(&tenant(), THINGS, "owner");
+        assert!(!add_to_existing(&store, &index, "a")?);
+        remove_from_existing(&store, &index, "a")?;
+        assert!(store.is_empty());
+        create_index(&store, &index, ["a".to_owned()])?;
+        assert!(add_to_existing(&store, &index, "b")?);
+        remove_from_existing(&store, &index, "a")?;
+        assert_eq!(all_members(&store, &index)?, ["b"]);
+        Ok(())
+    }
+
+    #[test]
+    fn all_members_crosses_index_pages() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        let index = keys::index(&tenant(), THINGS);
+        let members: Vec<String> = (0..2500).map(|i| format!("m{i:05}")).collect();
+        create_index(&store, &index, members.clone())?;
+        assert_eq!(all_members(&store, &index)?, members);
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_first_adds_to_a_tenant_index_lose_nothing_even_on_sqlite() -> Result<(), Error> {
+        for round in 0..20 {
+            let store = Arc::new(AbsentCasOverwrites(MemoryStore::new()));
+            let barrier = Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|t| {
+                    let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        add_to_tenant_index(store.as_ref(), &tenant(), THINGS, &format!("m{t}"))
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread
+                    .join()
+                    .map_err(|_| Error::internal("thread panicked"))??;
+            }
+            let members = all_members(store.as_ref(), &keys::index(&tenant(), THINGS))?;
+            assert_eq!(members.len(), 8, "round {round}: {members:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn update_existing_skips_absent_records() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        let key = keys::record(&tenant(), THINGS, "x");
+        assert_eq!(update_existing(&store, &key, |n: u32| Ok(n + 1))?, None);
+        assert!(store.is_empty());
+        store.set_json(&key, &1_u32)?;
+        assert_eq!(update_existing(&store, &key, |n: u32| Ok(n + 1))?, Some(2));
+        let err = update_existing(&store, &key, |_: u32| Err(Error::invalid("n", "no")));
+        assert_eq!(err.map_err(|e| e.code()), Err("BAD_REQUEST"));
+        Ok(())
+    }
+}
