@@ -1,31 +1,41 @@
 //! The registry component: applications, event API definitions, their versions and auth data,
-//! external subscriptions, application credentials and tokens (`/graphql`, `/oauth/...`).
+//! webhooks to applications (`/graphql`; later `/oauth/...`).
 //!
-//! A thin Spin HTTP adapter: it resolves the request against its route table and maps the
-//! outcome to a response; the logic lives in the crates under `crates/`.
+//! A thin Spin HTTP adapter: GraphQL over HTTP (auth, tenant, content negotiation, limits)
+//! around the schema of `eventplane-registry-api`, then delivery of the webhook notifications
+//! the request queued.
 #![expect(
     unsafe_code,
     reason = "spin-sdk's #[http_component] expands to unsafe resource-handle conversions"
 )]
 
-use std::convert::Infallible;
+mod config;
+mod graphql;
+mod timer;
+mod webhooks;
 
 use eventplane_spin::Router;
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 
-/// The registry's route table. Empty until its first feature lands: every request gets a
-/// JSON 404 (or a 405 once a path is routed for other methods).
-fn routes() -> Router<Infallible> {
-    Router::new()
+/// What the registry serves.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    /// GraphQL over HTTP (and GraphiQL for browsers).
+    GraphQl,
 }
 
-/// Handles one request. The body is not read here: a handler reads it (with its size limit)
-/// only once the route is known.
+fn routes() -> Router<Endpoint> {
+    Router::new().route(&[Method::Get, Method::Post], "/graphql", Endpoint::GraphQl)
+}
+
+/// Handles one request.
 #[http_component]
 async fn handle(request: IncomingRequest) -> Response {
     match routes().resolve_request(&request) {
-        Ok(matched) => match *matched.handler {},
+        Ok(matched) => match matched.handler {
+            Endpoint::GraphQl => graphql::serve(request).await,
+        },
         Err(response) => response,
     }
 }

@@ -29,6 +29,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod error;
 pub mod ids;
 pub mod keys;

@@ -1,0 +1,45 @@
+//! The registry's Spin variables.
+
+use eventplane_registry_api::RegistryConfig;
+
+/// What the registry reads from its variables.
+pub struct Config {
+    /// `admin_token`: the bearer token of the management API.
+    pub admin_token: String,
+    /// `default_tenant`: the tenant of requests without a `Tenant` header.
+    pub default_tenant: String,
+    /// `events_base_url` and `spec_max_bytes`.
+    pub registry: RegistryConfig,
+}
+
+/// How much a GraphQL request body may exceed the largest spec it can carry (the query text,
+/// the other fields of the input, JSON escaping of the spec itself is bounded by the caller).
+pub const REQUEST_OVERHEAD_BYTES: usize = 64 * 1024;
+
+fn var(name: &str) -> Result<String, String> {
+    spin_sdk::variables::get(name).map_err(|e| format!("variable {name}: {e}"))
+}
+
+impl Config {
+    /// Reads the variables; a missing or malformed one is our fault (a deployment error).
+    pub fn load() -> Result<Self, String> {
+        let spec_max_bytes = var("spec_max_bytes")?;
+        let spec_max_bytes = spec_max_bytes
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("variable spec_max_bytes is not a number: {spec_max_bytes:?}"))?;
+        Ok(Self {
+            admin_token: var("admin_token")?,
+            default_tenant: var("default_tenant")?,
+            registry: RegistryConfig {
+                events_base_url: var("events_base_url")?,
+                spec_max_bytes,
+            },
+        })
+    }
+
+    /// The largest request body accepted on `/graphql`.
+    pub fn max_request_bytes(&self) -> usize {
+        self.registry.spec_max_bytes.saturating_mul(2) + REQUEST_OVERHEAD_BYTES
+    }
+}
