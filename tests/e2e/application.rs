@@ -15,8 +15,13 @@ e2e_test! {
         let state = tempfile::tempdir()?;
         let app = builder(&state).start().await?;
         let client = reqwest::Client::new();
+        // The registry's GraphQL endpoint answers; without the admin token it is a 401.
+        let response = client.get(app.url("/graphql")).send().await?;
+        assert_eq!(response.status(), 401);
+        let (_, body) = json(response).await?;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
         for (method, path) in [
-            ("GET", "/graphql"),
+            ("PUT", "/graphql"),
             ("POST", "/oauth/token"),
             ("POST", "/events/x"),
             ("GET", "/subscriptions"),
