@@ -6,6 +6,7 @@ mod application;
 mod key_value;
 mod manifest;
 mod outbound;
+mod registry;
 mod routing;
 mod variables;
 
