@@ -357,23 +357,40 @@ impl AppRuntime {
             .new_incoming_request(Scheme::Http, req)?;
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
         let pre = component.pre.clone();
-        // The guest keeps running after it has sent the response head (streaming bodies), so
-        // it runs in its own task.
-        let task = tokio::task::spawn(async move {
+        let mut guest = Box::pin(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
                 .await
         });
-        match receiver.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => anyhow::bail!("the component answered with an error: {code:?}"),
-            Err(_) => match task.await {
-                Ok(Ok(())) => anyhow::bail!("the component returned without sending a response"),
-                Ok(Err(e)) => Err(anyhow::Error::from(e)
-                    .context("the component failed before sending a response")),
-                Err(e) => Err(anyhow::Error::from(e).context("the component's task failed")),
+        let mut receiver = receiver;
+        // The guest runs on this task until it has sent the response head (no hop to another
+        // worker thread on the common path); if it keeps running after that (streaming a body),
+        // it finishes on a task of its own while the response is sent.
+        tokio::select! {
+            biased;
+            head = &mut receiver => {
+                let id = component.id.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = guest.await {
+                        tracing::warn!(component = %id, "failed after sending its response head: {e:?}");
+                    }
+                });
+                match head {
+                    Ok(Ok(response)) => Ok(response),
+                    Ok(Err(code)) => anyhow::bail!("the component answered with an error: {code:?}"),
+                    Err(_) => anyhow::bail!("the component dropped its response"),
+                }
+            }
+            outcome = &mut guest => match receiver.await {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(code)) => anyhow::bail!("the component answered with an error: {code:?}"),
+                Err(_) => match outcome {
+                    Ok(()) => anyhow::bail!("the component returned without sending a response"),
+                    Err(e) => Err(anyhow::Error::from(e)
+                        .context("the component failed before sending a response")),
+                },
             },
         }
     }
