@@ -11,12 +11,24 @@ use crate::store::{KvStore, StoreError};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     entries: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// Whether a compare-and-swap against "absent" overwrites unconditionally.
+    absent_cas_overwrites: bool,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose compare-and-swap behaves like Spin's SQLite store (3.x/4.x): a
+    /// swap expecting "absent" is an unconditional write, so it always "succeeds". Code that
+    /// must stay correct on that backend is tested against this.
+    pub fn spin_sqlite_like() -> Self {
+        Self {
+            absent_cas_overwrites: true,
+            ..Self::default()
+        }
     }
 
     /// All keys, in order (for assertions about what was written).
@@ -66,7 +78,8 @@ impl KvStore for MemoryStore {
         new: &[u8],
     ) -> Result<bool, StoreError> {
         let mut entries = self.lock();
-        if entries.get(key.as_str()).map(Vec::as_slice) != expected {
+        let overwrite = self.absent_cas_overwrites && expected.is_none();
+        if !overwrite && entries.get(key.as_str()).map(Vec::as_slice) != expected {
             return Ok(false);
         }
         entries.insert(key.as_str().to_owned(), new.to_vec());
@@ -101,6 +114,21 @@ mod tests {
     fn key(name: &str) -> Key {
         let tenant = TenantId::new("test").expect("tenant");
         keys::record(&tenant, Kind::new("thing"), name)
+    }
+
+    #[test]
+    fn the_spin_sqlite_like_store_overwrites_on_a_cas_against_absent() -> Result<(), StoreError> {
+        let strict = MemoryStore::new();
+        assert!(strict.compare_and_swap(&key("k"), None, b"a")?);
+        assert!(!strict.compare_and_swap(&key("k"), None, b"b")?);
+
+        let sqlite = MemoryStore::spin_sqlite_like();
+        assert!(sqlite.compare_and_swap(&key("k"), None, b"a")?);
+        assert!(sqlite.compare_and_swap(&key("k"), None, b"b")?);
+        assert_eq!(sqlite.get(&key("k"))?.as_deref(), Some(&b"b"[..]));
+        // A swap against a present value stays conditional.
+        assert!(!sqlite.compare_and_swap(&key("k"), Some(b"a"), b"c")?);
+        Ok(())
     }
 
     #[test]

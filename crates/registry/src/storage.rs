@@ -155,42 +155,9 @@ where
 mod tests {
     use std::sync::Arc;
 
-    use eventplane_core::{MemoryStore, StoreError};
+    use eventplane_core::MemoryStore;
 
     use super::*;
-
-    /// A store that behaves like Spin's SQLite store: a compare-and-swap against "absent" is an
-    /// unconditional write.
-    struct AbsentCasOverwrites(MemoryStore);
-
-    impl KvStore for AbsentCasOverwrites {
-        fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
-            self.0.get(key)
-        }
-        fn set(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
-            self.0.set(key, value)
-        }
-        fn delete(&self, key: &Key) -> Result<(), StoreError> {
-            self.0.delete(key)
-        }
-        fn exists(&self, key: &Key) -> Result<bool, StoreError> {
-            self.0.exists(key)
-        }
-        fn compare_and_swap(
-            &self,
-            key: &Key,
-            expected: Option<&[u8]>,
-            new: &[u8],
-        ) -> Result<bool, StoreError> {
-            match expected {
-                None => self.0.set(key, new).map(|()| true),
-                Some(_) => self.0.compare_and_swap(key, expected, new),
-            }
-        }
-        fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
-            self.0.increment(key, delta)
-        }
-    }
 
     const THINGS: Kind = Kind::new("things");
 
@@ -225,7 +192,7 @@ mod tests {
     #[test]
     fn concurrent_first_adds_to_a_tenant_index_lose_nothing_even_on_sqlite() -> Result<(), Error> {
         for round in 0..20 {
-            let store = Arc::new(AbsentCasOverwrites(MemoryStore::new()));
+            let store = Arc::new(MemoryStore::spin_sqlite_like());
             let barrier = Arc::new(std::sync::Barrier::new(8));
             let threads: Vec<_> = (0..8)
                 .map(|t| {

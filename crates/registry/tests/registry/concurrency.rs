@@ -4,7 +4,7 @@ use anyhow::{Result, anyhow};
 use eventplane_core::MemoryStore;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, SHOP_SPEC, SqliteLikeStore, api_input};
+use crate::support::{Harness, SHOP_SPEC, api_input};
 
 /// Runs `f(i)` for `i` in `0..n` on `n` threads released at once; their results in order.
 fn at_once<T: Send + 'static>(
@@ -68,16 +68,16 @@ fn sixteen_concurrent_add_event_apis_on_one_application_are_all_listed() -> Resu
 
 #[test]
 fn sixteen_concurrent_add_event_apis_are_all_listed_on_a_sqlite_like_store() -> Result<()> {
-    let store = Arc::new(MemoryStore::new());
-    let backend = Arc::new(SqliteLikeStore(Arc::clone(&store)));
+    let store = Arc::new(MemoryStore::spin_sqlite_like());
+    let backend = Arc::clone(&store);
     sixteen_concurrent_add_event_apis_are_all_listed(Harness::over(store, backend))
 }
 
 #[test]
 fn of_concurrent_creates_with_one_name_exactly_one_wins() -> Result<()> {
     for round in 0..5 {
-        let store = Arc::new(MemoryStore::new());
-        let backend = Arc::new(SqliteLikeStore(Arc::clone(&store)));
+        let store = Arc::new(MemoryStore::spin_sqlite_like());
+        let backend = Arc::clone(&store);
         let h = Arc::new(Harness::over(store, backend));
         let outcomes = {
             let h = Arc::clone(&h);
@@ -103,8 +103,8 @@ fn of_concurrent_creates_with_one_name_exactly_one_wins() -> Result<()> {
 
 #[test]
 fn concurrent_creates_of_different_applications_are_all_listed() -> Result<()> {
-    let store = Arc::new(MemoryStore::new());
-    let backend = Arc::new(SqliteLikeStore(Arc::clone(&store)));
+    let store = Arc::new(MemoryStore::spin_sqlite_like());
+    let backend = Arc::clone(&store);
     let h = Arc::new(Harness::over(store, backend));
     let results = {
         let h = Arc::clone(&h);

@@ -214,36 +214,3 @@ impl KvStore for BrokenStore {
 fn broken() -> StoreError {
     StoreError::Backend("sqlite: disk I/O error at /var/lib/spin/kv.db".to_owned())
 }
-
-/// A store that behaves like Spin's SQLite store (3.x/4.x): a compare-and-swap against
-/// "absent" is an unconditional write.
-pub struct SqliteLikeStore(pub Arc<MemoryStore>);
-
-impl KvStore for SqliteLikeStore {
-    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get(key)
-    }
-    fn set(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
-        self.0.set(key, value)
-    }
-    fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        self.0.delete(key)
-    }
-    fn exists(&self, key: &Key) -> Result<bool, StoreError> {
-        self.0.exists(key)
-    }
-    fn compare_and_swap(
-        &self,
-        key: &Key,
-        expected: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool, StoreError> {
-        match expected {
-            None => self.0.set(key, new).map(|()| true),
-            Some(_) => self.0.compare_and_swap(key, expected, new),
-        }
-    }
-    fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
-        self.0.increment(key, delta)
-    }
-}
