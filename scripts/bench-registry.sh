@@ -2,7 +2,9 @@
 # Benchmarks the registry through the host over HTTP (release build), at concurrency 1, 10 s each:
 #   1. the query application(id){ eventAPIs { data { id spec { data } events { name } } } }
 #      on an application with 10 event APIs;
-#   2. addEventAPI with a 50 KB AsyncAPI spec.
+#   2. addEventAPI with a 50 KB AsyncAPI spec;
+#   3. refetchEventAPISpec of a 50 KB spec served by a local HTTP server (python's http.server):
+#      the fetch latency, registry -> fetcher (service chaining) -> server and back.
 # Prints wrk's latency distribution (p50, p75, p90, p99) and the registry's .wasm size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,9 @@ cargo build --release --target wasm32-wasip2 -p eventplane-registry -p eventplan
   -p eventplane-gateway -p eventplane-dispatcher
 
 work=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "$server" "${spec_server:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+spec_port=$((port + 1))
+SPIN_VARIABLE_FETCH_ALLOWED_HOSTS="http://127.0.0.1:$spec_port" \
 SPIN_VARIABLE_ADMIN_TOKEN=$token ./target/release/eventplane up --listen "127.0.0.1:$port" \
   --state-dir "$work/.spin" --cache-dir "$PWD/target/eventplane-bench-cache" >"$work/server.log" 2>&1 &
 server=$!
@@ -46,6 +50,8 @@ small = spec(5, "x" * 20)
 big = spec(60, "y" * 600)
 assert 45_000 <= len(big) <= 55_000, len(big)
 (work / "small-spec.json").write_text(small)
+(work / "www").mkdir()
+(work / "www" / "spec.json").write_text(big)
 def add(app_id, data):
     return json.dumps({"query": "mutation($app: ID!, $in: EventAPIDefinitionInput!) { addEventAPI(applicationID: $app, in: $in) { id } }",
                        "variables": {"app": app_id, "in": {"name": "orders", "spec": {"data": data, "eventSpecType": "ASYNC_API", "format": "JSON"}}}})
@@ -94,5 +100,20 @@ added=$(curl -s "$url" -H "authorization: Bearer $token" -H 'content-type: appli
   -d "{\"query\":\"{ application(id: \\\"$write_app\\\") { eventAPIs { totalCount } } }\"}" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["application"]["eventAPIs"]["totalCount"])')
 echo "addEventAPI stored $added event APIs (each request must add one)"
-echo "==> registry component size"
+echo "==> refetchEventAPISpec of a 50 KB spec from a local server, concurrency 1"
+python3 -m http.server "$spec_port" --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
+spec_server=$!
+fetch_app=$(create bench-fetch)
+sleep 0.5
+api=$(curl -sf "$url" -H "authorization: Bearer $token" -H 'content-type: application/json' \
+  -d "{\"query\":\"mutation { addEventAPI(applicationID: \\\"$fetch_app\\\", in: {name: \\\"remote\\\", spec: {eventSpecType: ASYNC_API, fetchRequest: {url: \\\"http://127.0.0.1:$spec_port/spec.json\\\"}}}) { id events { name } spec { fetchRequest { status { condition message } } } } }\"}")
+echo "$api" | python3 -c 'import json,sys; a=json.load(sys.stdin)["data"]["addEventAPI"]; s=a["spec"]["fetchRequest"]["status"]; print("fetched:", s["condition"], s["message"] or "", len(a["events"]), "event types")'
+api_id=$(echo "$api" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["addEventAPI"]["id"])')
+python3 -c 'import json,sys; print(json.dumps({"query": "mutation { refetchEventAPISpec(eventID: \"%s\") { fetchRequest { status { condition } } } }" % sys.argv[1]}))' \
+  "$api_id" >"$work/refetch.json"
+lua "$work/refetch.json" >"$work/refetch.lua"
+wrk -t1 -c1 -d"$duration" --latency -s "$work/refetch.lua" "$url"
+curl -s "$url" -H "authorization: Bearer $token" -H 'content-type: application/json' --data-binary "@$work/refetch.json"; echo
+echo "==> registry and fetcher component sizes"
+ls -l target/wasm32-wasip2/release/eventplane_fetcher.wasm | awk '{print $5 " bytes (fetcher)"}'
 ls -l target/wasm32-wasip2/release/eventplane_registry.wasm | awk '{print $5 " bytes"}'

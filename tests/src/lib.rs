@@ -175,8 +175,62 @@ pub struct Received {
     pub body: Vec<u8>,
 }
 
-/// A real HTTP server on a loopback port that answers every request with a fixed status and
-/// body, and records what it received.
+/// What a [`TestServer`] answers to one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status.
+    pub status: u16,
+    /// Headers (a name may repeat, e.g. `set-cookie`).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// How long to wait before answering.
+    pub delay: std::time::Duration,
+}
+
+impl Reply {
+    /// `status` with `body`.
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+            delay: std::time::Duration::ZERO,
+        }
+    }
+
+    /// The same reply with one more header.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The same reply, sent after `delay`.
+    #[must_use]
+    pub fn after(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+impl Received {
+    /// The path without the query.
+    pub fn path_only(&self) -> &str {
+        self.path.split('?').next().unwrap_or_default()
+    }
+
+    /// Header `name` (lower case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// How a [`TestServer`] answers: a function of the request.
+pub type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
+
+/// A real HTTP server on a loopback port that answers every request through a handler (or with
+/// a fixed status and body), and records what it received.
 pub struct TestServer {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
@@ -186,6 +240,14 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server answering `status` with `body`.
     pub async fn start(status: u16, reply_body: &'static str) -> anyhow::Result<Self> {
+        Self::start_with(move |_| Reply::new(status, reply_body)).await
+    }
+
+    /// Starts a server answering each request with `handler`'s reply.
+    pub async fn start_with(
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> anyhow::Result<Self> {
+        let handler: Handler = Arc::new(handler);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -196,10 +258,12 @@ impl TestServer {
                     return;
                 };
                 let log = log.clone();
+                let handler = handler.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(
                         move |req: hyper::Request<hyper::body::Incoming>| {
                             let log = log.clone();
+                            let handler = handler.clone();
                             async move {
                                 let (parts, body) = req.into_parts();
                                 let body = body
@@ -207,8 +271,7 @@ impl TestServer {
                                     .await
                                     .map(|b| b.to_bytes())
                                     .unwrap_or_default();
-                                let reply = reply_body;
-                                log.lock().expect("log lock").push(Received {
+                                let request = Received {
                                     method: parts.method.to_string(),
                                     path: parts
                                         .uri
@@ -223,12 +286,24 @@ impl TestServer {
                                         })
                                         .collect(),
                                     body: body.to_vec(),
-                                });
-                                let mut response = hyper::Response::new(Full::new(
-                                    Bytes::from_static(reply.as_bytes()),
-                                ));
-                                *response.status_mut() = http::StatusCode::from_u16(status)
-                                    .unwrap_or(http::StatusCode::OK);
+                                };
+                                let reply = handler(&request);
+                                log.lock().expect("log lock").push(request);
+                                if !reply.delay.is_zero() {
+                                    tokio::time::sleep(reply.delay).await;
+                                }
+                                let mut response =
+                                    hyper::Response::new(Full::new(Bytes::from(reply.body)));
+                                *response.status_mut() = http::StatusCode::from_u16(reply.status)
+                                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                                for (name, value) in &reply.headers {
+                                    if let (Ok(name), Ok(value)) = (
+                                        http::HeaderName::from_bytes(name.as_bytes()),
+                                        http::HeaderValue::from_str(value),
+                                    ) {
+                                        response.headers_mut().append(name, value);
+                                    }
+                                }
                                 Ok::<_, std::convert::Infallible>(response)
                             }
                         },

@@ -10,6 +10,8 @@ pub struct Config {
     pub default_tenant: String,
     /// `events_base_url` and `spec_max_bytes`.
     pub registry: RegistryConfig,
+    /// `fetch_timeout_ms`: how long the fetcher may take for one fetch.
+    pub fetch_timeout: std::time::Duration,
 }
 
 /// How much a GraphQL request body may exceed the largest spec it can carry (the query text,
@@ -28,7 +30,12 @@ impl Config {
             .trim()
             .parse::<usize>()
             .map_err(|_| format!("variable spec_max_bytes is not a number: {spec_max_bytes:?}"))?;
+        let fetch_timeout_ms = var("fetch_timeout_ms")?;
+        let fetch_timeout_ms = fetch_timeout_ms.trim().parse::<u64>().map_err(|_| {
+            format!("variable fetch_timeout_ms is not a number: {fetch_timeout_ms:?}")
+        })?;
         Ok(Self {
+            fetch_timeout: std::time::Duration::from_millis(fetch_timeout_ms),
             admin_token: var("admin_token")?,
             default_tenant: var("default_tenant")?,
             registry: RegistryConfig {

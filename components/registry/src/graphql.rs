@@ -7,12 +7,13 @@ use async_graphql::parser::types::{DocumentOperations, OperationType};
 use eventplane_core::TenantId;
 use eventplane_core::auth::bearer_matches;
 use eventplane_registry_api::{RequestScope, SharedStore, schema};
-use eventplane_spin::SpinStore;
+use eventplane_spin::{SpinStore, request};
 use futures::StreamExt as _;
 use serde_json::json;
 use spin_sdk::http::{IncomingRequest, Method, Response};
 
 use crate::config::Config;
+use crate::fetcher::ChainedFetcher;
 
 /// The media type of GraphQL responses (GraphQL over HTTP).
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -32,14 +33,7 @@ pub async fn serve(request: IncomingRequest) -> Response {
         }
     };
     let method = request.method();
-    let header = |name: &str| -> Option<String> {
-        request
-            .headers()
-            .get(name)
-            .into_iter()
-            .next()
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-    };
+    let header = |name: &str| request::header(&request, name);
     let accept = header("accept").unwrap_or_default();
     if method == Method::Get && accept.contains("text/html") {
         return graphiql();
@@ -137,7 +131,12 @@ pub async fn serve(request: IncomingRequest) -> Response {
         }
     };
     let store: SharedStore = Arc::new(store);
-    let scope = RequestScope::new(store.clone(), tenant.clone(), config.registry.clone());
+    let fetcher = Arc::new(ChainedFetcher {
+        admin_token: config.admin_token.clone(),
+        fetch_timeout: config.fetch_timeout,
+    });
+    let scope = RequestScope::new(store.clone(), tenant.clone(), config.registry.clone())
+        .with_fetcher(fetcher);
     let response = schema().execute(scope.attach(gql_request)).await;
     if method == Method::Post {
         crate::webhooks::deliver_pending(&*store, &tenant).await;

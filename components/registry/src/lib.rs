@@ -10,8 +10,8 @@
 )]
 
 mod config;
+mod fetcher;
 mod graphql;
-mod timer;
 mod webhooks;
 
 use eventplane_spin::Router;

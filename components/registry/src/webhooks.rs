@@ -8,17 +8,19 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use eventplane_core::{KvStore, TenantId};
 use eventplane_registry_api::{
-    Auth, Clock as _, Credential, DeliveryOutcome, DeliveryStatus, Notification, SystemClock,
-    pending_notifications, record_delivery,
+    Clock as _, DeliveryOutcome, DeliveryStatus, Notification, SystemClock, pending_notifications,
+    record_delivery,
 };
-use spin_sdk::http::{Method, Request, Response};
+use eventplane_spin::client::{self, Authorized};
+use eventplane_spin::timer::{sleep, timeout};
+use spin_sdk::http::Method;
 
-use crate::timer::{sleep, timeout};
+/// The most of a receiver's answer that is read (it is not used beyond its status).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-/// How long one webhook call (or one OAuth token request) may take.
+/// How long one webhook call (its OAuth token and CSRF requests included) may take.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Pause before the second and third attempts.
@@ -36,7 +38,7 @@ pub async fn deliver_pending(store: &(dyn KvStore + Send + Sync), tenant: &Tenan
     for mut notification in pending {
         loop {
             let last = notification.is_last_attempt();
-            let outcome = attempt(&notification).await;
+            let outcome = attempt(store, tenant, &notification).await;
             let succeeded = outcome.status == DeliveryStatus::Succeeded;
             let done = succeeded || last;
             if let Err(e) = record_delivery(store, tenant, &notification.id, outcome, done) {
@@ -56,8 +58,12 @@ pub async fn deliver_pending(store: &(dyn KvStore + Send + Sync), tenant: &Tenan
     }
 }
 
-async fn attempt(notification: &Notification) -> DeliveryOutcome {
-    let (status, message) = match call(notification).await {
+async fn attempt(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    notification: &Notification,
+) -> DeliveryOutcome {
+    let (status, message) = match call(store, tenant, notification).await {
         Ok(code) if (200..300).contains(&code) => {
             (DeliveryStatus::Succeeded, format!("HTTP {code}"))
         }
@@ -74,117 +80,42 @@ async fn attempt(notification: &Notification) -> DeliveryOutcome {
     }
 }
 
-/// POSTs the notification; the response status, or why there was none.
-async fn call(notification: &Notification) -> Result<u16, String> {
-    let mut url = notification.url.clone();
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    if let Some(auth) = &notification.auth {
-        apply_auth(auth, &mut url, &mut headers).await?;
-    }
+/// POSTs the notification with the webhook's auth; the response status, or why there was none.
+async fn call(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    notification: &Notification,
+) -> Result<u16, String> {
     let body = serde_json::to_vec(&notification.payload).map_err(|e| e.to_string())?;
-    let mut request = Request::builder();
-    request.method(Method::Post).uri(url.as_str()).body(body);
-    for (name, value) in &headers {
-        request.header(name.as_str(), value.as_str());
-    }
-    send(request.build(), &url).await.map(|r| *r.status())
-}
-
-async fn send(request: Request, url: &str) -> Result<Response, String> {
-    match timeout(
-        WEBHOOK_TIMEOUT,
-        spin_sdk::http::send::<_, Response>(request),
-    )
-    .await
-    {
-        Some(Ok(response)) => Ok(response),
-        Some(Err(e)) => Err(format!("cannot reach {url}: {e}")),
-        None => Err(format!(
-            "{url} did not answer within {} s",
-            WEBHOOK_TIMEOUT.as_secs()
-        )),
-    }
-}
-
-async fn apply_auth(
-    auth: &Auth,
-    url: &mut String,
-    headers: &mut Vec<(String, String)>,
-) -> Result<(), String> {
-    match &auth.credential {
-        Credential::Basic { username, password } => {
-            headers.push(("authorization".to_owned(), basic(username, password)));
-        }
-        Credential::OAuth {
-            client_id,
-            client_secret,
-            url: token_url,
-        } => {
-            let token = oauth_token(token_url, client_id, client_secret).await?;
-            headers.push(("authorization".to_owned(), format!("Bearer {token}")));
-        }
-    }
-    for (name, values) in &auth.additional_headers.0 {
-        headers.push((name.to_ascii_lowercase(), values.join(", ")));
-    }
-    for (name, values) in &auth.additional_query_params.0 {
-        for value in values {
-            url.push(if url.contains('?') { '&' } else { '?' });
-            url.push_str(&form_encode(name));
-            url.push('=');
-            url.push_str(&form_encode(value));
-        }
-    }
-    Ok(())
-}
-
-fn basic(username: &str, password: &str) -> String {
-    let credentials =
-        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    format!("Basic {credentials}")
-}
-
-/// OAuth 2.0 client credentials grant (RFC 6749 §4.4), client authenticated with Basic.
-async fn oauth_token(
-    token_url: &str,
-    client_id: &str,
-    client_secret: &str,
-) -> Result<String, String> {
-    let mut request = Request::builder();
-    request
-        .method(Method::Post)
-        .uri(token_url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header(
-            "authorization",
-            basic(&form_encode(client_id), &form_encode(client_secret)),
-        )
-        .body("grant_type=client_credentials");
-    let response = send(request.build(), token_url).await?;
-    if !(200..300).contains(response.status()) {
-        return Err(format!(
-            "token endpoint {token_url} answered HTTP {}",
-            response.status()
-        ));
-    }
-    let body: serde_json::Value = serde_json::from_slice(response.body())
-        .map_err(|e| format!("token endpoint {token_url} sent invalid JSON: {e}"))?;
-    body.get("access_token")
-        .and_then(|t| t.as_str())
-        .map(str::to_owned)
-        .ok_or_else(|| format!("token endpoint {token_url} sent no access_token"))
-}
-
-/// `application/x-www-form-urlencoded` encoding of one name or value.
-fn form_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(byte as char)
+    let exchange = async {
+        let mut authorized = match &notification.auth {
+            Some(auth) => {
+                client::authorize(store, tenant, &auth.to_request_auth(), &notification.url).await?
             }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+            None => Authorized {
+                url: notification.url.clone(),
+                headers: Vec::new(),
+            },
+        };
+        authorized
+            .headers
+            .push(("content-type".to_owned(), "application/json".to_owned()));
+        client::send(
+            Method::Post,
+            &authorized.url,
+            &authorized.headers,
+            body,
+            MAX_RESPONSE_BYTES,
+        )
+        .await
+        .map(|reply| reply.status)
+        .map_err(|e| e.to_string())
+    };
+    timeout(WEBHOOK_TIMEOUT, exchange).await.unwrap_or_else(|| {
+        Err(format!(
+            "{} did not answer within {} s",
+            notification.url,
+            WEBHOOK_TIMEOUT.as_secs()
+        ))
+    })
 }

@@ -25,6 +25,7 @@
 //! | `t/<tenant>/i/app-apis/<app id>` | the ids of an application's event APIs |
 //! | `t/<tenant>/i/app-webhooks/<app id>` | the ids of an application's webhooks |
 //! | `t/<tenant>/i/webhook-outbox` | the ids of the notifications not yet delivered |
+//! | `t/<tenant>/r/oauth-token/<hash>` | the cached access token of one OAuth client used for calls out |
 //!
 //! Tenants, kinds and ids are validated types that cannot contain `/`; free-form text (an id
 //! given as `&str`, an owner) is escaped (`%` → `%25`, `/` → `%2F`), so no input can add a
@@ -145,6 +146,10 @@ pub const APPLICATIONS_BY_NAME: Kind = Kind::new("app-by-name");
 
 /// Index: the ids of the webhook notifications not yet delivered (the outbox) of a tenant.
 pub const WEBHOOK_OUTBOX: Kind = Kind::new("webhook-outbox");
+
+/// Records, per OAuth client (a hash of token URL, client id and secret): the last access token
+/// obtained for calls out (fetches, webhooks), reused until shortly before it expires.
+pub const OAUTH_TOKENS: Kind = Kind::new("oauth-token");
 
 /// Width of a due-time bucket, in seconds.
 pub const DUE_BUCKET_SECONDS: u64 = 60;

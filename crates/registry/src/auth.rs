@@ -5,17 +5,16 @@
 //! stored as given, because eventplane must present them, and are never returned in clear:
 //! the schema shows [`SECRET_MASK`] instead.
 
-use std::fmt;
-
 use async_graphql::{ID, InputObject, Object, SimpleObject, Union};
 use eventplane_core::Error;
+use eventplane_outbound::{CsrfAuth, RequestAuth};
 use serde::{Deserialize, Serialize};
 
 use crate::scalars::{HttpHeaders, QueryParams};
 use crate::validate;
 
-/// What the schema shows instead of a secret.
-pub const SECRET_MASK: &str = "********";
+pub use eventplane_outbound::Credential;
+pub use eventplane_outbound::auth::SECRET_MASK;
 
 /// How to authenticate a call: a credential, extra headers and query parameters, and
 /// optionally a CSRF token to fetch first.
@@ -34,47 +33,6 @@ pub struct Auth {
     pub csrf: Option<CsrfTokenAuth>,
 }
 
-/// A credential, secrets in clear. `Debug` masks the secrets.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Credential {
-    /// HTTP basic authentication.
-    Basic {
-        /// The user name.
-        username: String,
-        /// The password (a secret).
-        password: String,
-    },
-    /// OAuth 2.0 client credentials.
-    #[serde(rename = "oauth")]
-    OAuth {
-        /// The client id.
-        client_id: String,
-        /// The client secret (a secret).
-        client_secret: String,
-        /// The token endpoint.
-        url: String,
-    },
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Basic { username, .. } => f
-                .debug_struct("Basic")
-                .field("username", username)
-                .field("password", &SECRET_MASK)
-                .finish(),
-            Self::OAuth { client_id, url, .. } => f
-                .debug_struct("OAuth")
-                .field("client_id", client_id)
-                .field("client_secret", &SECRET_MASK)
-                .field("url", url)
-                .finish(),
-        }
-    }
-}
-
 /// Fetch a CSRF token from `token_endpoint_url` (with its own credential) before the call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CsrfTokenAuth {
@@ -88,6 +46,26 @@ pub struct CsrfTokenAuth {
     /// Query parameters to add to the token request.
     #[serde(default, skip_serializing_if = "QueryParams::is_empty")]
     pub additional_query_params: QueryParams,
+}
+
+impl Auth {
+    /// The auth of a call out, as `eventplane-outbound` applies it.
+    pub fn to_request_auth(&self) -> RequestAuth {
+        RequestAuth {
+            credential: Some(self.credential.clone()),
+            headers: self.additional_headers.0.clone(),
+            query_params: self.additional_query_params.0.clone(),
+            csrf: self.csrf.as_ref().map(|csrf| CsrfAuth {
+                token_endpoint_url: csrf.token_endpoint_url.clone(),
+                auth: Box::new(RequestAuth {
+                    credential: Some(csrf.credential.clone()),
+                    headers: csrf.additional_headers.0.clone(),
+                    query_params: csrf.additional_query_params.0.clone(),
+                    csrf: None,
+                }),
+            }),
+        }
+    }
 }
 
 // ---- output ---------------------------------------------------------------------------------

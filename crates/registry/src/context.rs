@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_graphql::{Context, Request};
 use eventplane_core::{Error, KvStore, TenantId};
+use eventplane_outbound::{FetchJob, FetchOutcome};
 
 use crate::time::Timestamp;
 
@@ -59,6 +60,23 @@ impl Clock for FixedClock {
     }
 }
 
+/// Fetches spec documents for fetch requests: in the application, the fetcher component by
+/// service chaining. A port, so that resolvers stay synchronous and testable.
+pub trait SpecFetcher: Send + Sync {
+    /// Runs `job` for `tenant`. Never an error: a failed fetch is an outcome with a message.
+    fn fetch(&self, tenant: &TenantId, job: &FetchJob) -> FetchOutcome;
+}
+
+/// No fetcher configured: every fetch fails, saying so.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFetcher;
+
+impl SpecFetcher for NoFetcher {
+    fn fetch(&self, _tenant: &TenantId, _job: &FetchJob) -> FetchOutcome {
+        FetchOutcome::failed("fetching specs is not configured in this deployment")
+    }
+}
+
 /// The default of `spec_max_bytes` (1 MiB).
 pub const DEFAULT_SPEC_MAX_BYTES: usize = 1024 * 1024;
 
@@ -103,6 +121,8 @@ pub struct RequestScope {
     pub config: RegistryConfig,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
+    /// Who fetches specs of fetch requests.
+    pub fetcher: Arc<dyn SpecFetcher>,
 }
 
 impl RequestScope {
@@ -113,7 +133,15 @@ impl RequestScope {
             tenant,
             config,
             clock: Arc::new(SystemClock),
+            fetcher: Arc::new(NoFetcher),
         }
+    }
+
+    /// The same scope with another spec fetcher.
+    #[must_use]
+    pub fn with_fetcher(mut self, fetcher: Arc<dyn SpecFetcher>) -> Self {
+        self.fetcher = fetcher;
+        self
     }
 
     /// The same scope on another clock.

@@ -7,6 +7,7 @@
 use async_graphql::{ID, InputObject, Object, SimpleObject};
 use eventplane_core::keys::{self, APPLICATION_EVENT_APIS};
 use eventplane_core::{ApiId, AppId, Error, KvStoreExt, PrefixedId};
+use eventplane_outbound::{FetchJob, FetchMode as OutboundFetchMode, FetchOutcome, FetchedFormat};
 use eventplane_spec as spec;
 
 use crate::applications;
@@ -23,9 +24,10 @@ use crate::storage::{add_to_existing, all_members, remove_from_existing, update_
 use crate::time::Timestamp;
 use crate::validate::{self, MAX_DESCRIPTION, MAX_SHORT_TEXT};
 
-/// The message of a fetch request that has not been fetched yet.
-const NOT_FETCHED_YET: &str = "not fetched yet: fetching specs from a fetchRequest is not \
-                               available yet; give the spec as data to get its event catalog";
+/// The status message of a fetch request given together with `data`: the data is used as
+/// given, and the URL is fetched only when asked.
+const NOT_FETCHED_DATA_GIVEN: &str =
+    "not fetched: the spec was given as data; refetchEventAPISpec fetches it from the URL";
 
 // ---- output ---------------------------------------------------------------------------------
 
@@ -192,9 +194,11 @@ pub(crate) struct EventApiSpecInput {
     event_spec_type: EventApiSpecType,
     /// The document's format; detected when not given.
     format: Option<SpecFormat>,
-    /// Where to fetch the document from. Stored and returned with status `INITIAL`, but not
-    /// fetched yet: fetching arrives with the fetcher. An API given only a fetch request has
-    /// no `data` and an empty event catalog until then.
+    /// Where to fetch the document from. Without `data`, the document is fetched before the
+    /// mutation returns: on success `data`, `format` and the event catalog come from it and
+    /// the status is `SUCCEEDED`; on failure the API is stored anyway, with status `FAILED`
+    /// and a message saying why. With `data`, the data is used and the URL is fetched only by
+    /// `refetchEventAPISpec`.
     fetch_request: Option<FetchRequestInput>,
 }
 
@@ -246,6 +250,22 @@ pub(crate) struct PreparedApi {
 }
 
 impl PreparedApi {
+    /// Fetches the document when the spec has a fetch request and no data.
+    pub(crate) fn fetch_if_needed(&mut self, scope: &RequestScope) {
+        if self.spec.data.is_some() {
+            return;
+        }
+        if let Some(outcome) = fetch_spec(scope, &self.spec) {
+            apply_fetch(
+                &mut self.spec,
+                &mut self.catalog,
+                outcome,
+                scope.config.spec_max_bytes,
+                scope.now(),
+            );
+        }
+    }
+
     /// The record of API `id` of application `app_id`, created at `created_at`.
     pub(crate) fn into_record(
         self,
@@ -348,7 +368,7 @@ fn prepare_spec(
             )?,
             status: FetchRequestStatus {
                 condition: FetchRequestStatusCondition::Initial,
-                message: Some(NOT_FETCHED_YET.to_owned()),
+                message: Some(NOT_FETCHED_DATA_GIVEN.to_owned()),
                 timestamp: scope.now(),
             },
         }),
@@ -378,8 +398,23 @@ fn prepare_spec(
             ),
         ));
     }
-    let parsed = spec::parse(&data, input.format.map(to_spec_format))
+    let (format, catalog) = derive_catalog(&data, input.format)
         .map_err(|err| Error::invalid_spec(err.path, format!("{field}.data: {}", err.message)))?;
+    let spec = SpecRecord {
+        data: Some(data),
+        spec_type: input.event_spec_type,
+        format: Some(format),
+        fetch_request,
+    };
+    Ok((spec, catalog))
+}
+
+/// Parses a spec document: its format and event catalog.
+fn derive_catalog(
+    data: &str,
+    format: Option<SpecFormat>,
+) -> Result<(SpecFormat, Vec<CatalogEvent>), spec::SpecError> {
+    let parsed = spec::parse(data, format.map(to_spec_format))?;
     let format = match parsed.format {
         spec::SpecFormat::Json => SpecFormat::Json,
         spec::SpecFormat::Yaml => SpecFormat::Yaml,
@@ -394,13 +429,89 @@ fn prepare_spec(
             payload_schema: event.payload_schema,
         })
         .collect();
-    let spec = SpecRecord {
-        data: Some(data),
-        spec_type: input.event_spec_type,
-        format: Some(format),
-        fetch_request,
+    Ok((format, catalog))
+}
+
+// ---- fetching -------------------------------------------------------------------------------
+
+/// The job that fetches `request`, declared format `format`.
+fn fetch_job(request: &FetchRequestRecord, format: Option<SpecFormat>) -> FetchJob {
+    FetchJob {
+        url: request.url.clone(),
+        auth: request.auth.as_ref().map(Auth::to_request_auth),
+        mode: match request.mode {
+            FetchMode::Single => OutboundFetchMode::Single,
+            FetchMode::Package => OutboundFetchMode::Package,
+            FetchMode::Index => OutboundFetchMode::Index,
+        },
+        format: format.map(|format| match format {
+            SpecFormat::Json => FetchedFormat::Json,
+            SpecFormat::Yaml => FetchedFormat::Yaml,
+        }),
+    }
+}
+
+/// Fetches the document of `spec`'s fetch request (if it has one); the outcome to apply.
+fn fetch_spec(scope: &RequestScope, spec: &SpecRecord) -> Option<FetchOutcome> {
+    let request = spec.fetch_request.as_ref()?;
+    Some(
+        scope
+            .fetcher
+            .fetch(&scope.tenant, &fetch_job(request, spec.format)),
+    )
+}
+
+/// Applies a fetch outcome to an API record at `now`. A success replaces the document, its
+/// format and the catalog; a failure only updates the status, so a good spec is never lost.
+/// Whether the document changed.
+fn apply_fetch(
+    spec: &mut SpecRecord,
+    catalog: &mut Vec<CatalogEvent>,
+    outcome: FetchOutcome,
+    spec_max_bytes: usize,
+    now: Timestamp,
+) -> bool {
+    let Some(request) = spec.fetch_request.as_mut() else {
+        return false;
     };
-    Ok((spec, catalog))
+    let parsed = match outcome {
+        FetchOutcome::Succeeded { data, .. } if data.len() > spec_max_bytes => Err(format!(
+            "the fetched document is {} bytes, more than spec_max_bytes = {spec_max_bytes} bytes",
+            data.len()
+        )),
+        FetchOutcome::Succeeded { data, format } => {
+            let declared = match format {
+                FetchedFormat::Json => SpecFormat::Json,
+                FetchedFormat::Yaml => SpecFormat::Yaml,
+            };
+            derive_catalog(&data, Some(declared))
+                .map(|(format, events)| (data, format, events))
+                .map_err(|e| e.to_string())
+        }
+        FetchOutcome::Failed { message } => Err(message),
+    };
+    match parsed {
+        Ok((data, format, events)) => {
+            let changed = spec.data.as_deref() != Some(data.as_str());
+            request.status = FetchRequestStatus {
+                condition: FetchRequestStatusCondition::Succeeded,
+                message: None,
+                timestamp: now,
+            };
+            spec.data = Some(data);
+            spec.format = Some(format);
+            *catalog = events;
+            changed
+        }
+        Err(message) => {
+            request.status = FetchRequestStatus {
+                condition: FetchRequestStatusCondition::Failed,
+                message: Some(message),
+                timestamp: now,
+            };
+            false
+        }
+    }
 }
 
 fn to_spec_format(format: SpecFormat) -> spec::SpecFormat {
@@ -440,8 +551,9 @@ pub(crate) fn add(
     app_id: &AppId,
     input: EventApiDefinitionInput,
 ) -> Result<ApiRecord, Error> {
-    let prepared = prepare(input, "in", scope)?;
+    let mut prepared = prepare(input, "in", scope)?;
     let app = applications::load(scope, app_id)?;
+    prepared.fetch_if_needed(scope);
     let now = scope.now();
     let record = prepared.into_record(ApiId::new(), app.id.clone(), now, now);
     let store = scope.store();
@@ -466,9 +578,13 @@ pub(crate) fn update(
     id: &ApiId,
     input: EventApiDefinitionInput,
 ) -> Result<ApiRecord, Error> {
-    let prepared = prepare(input, "in", scope)?;
-    let now = scope.now();
+    let mut prepared = prepare(input, "in", scope)?;
     let key = keys::record_for(&scope.tenant, id);
+    if !scope.store().exists(&key)? {
+        return Err(not_found(id));
+    }
+    prepared.fetch_if_needed(scope);
+    let now = scope.now();
     let updated = update_existing(scope.store(), &key, |current: ApiRecord| {
         Ok(prepared
             .clone()
@@ -479,6 +595,43 @@ pub(crate) fn update(
         outbox::notify(scope, &app, &[Change::event_api(id, Action::Updated)]);
     }
     Ok(updated)
+}
+
+/// Fetches the spec of API `id` again from its fetch request. A success replaces the document
+/// and the catalog (and notifies the application's webhooks if the document changed); a
+/// failure only updates the status. Returns the spec as stored.
+pub(crate) fn refetch(scope: &RequestScope, id: &ApiId) -> Result<SpecRecord, Error> {
+    let current = load(scope, id)?;
+    if current.spec.fetch_request.is_none() {
+        return Err(Error::invalid(
+            "eventID",
+            format!("the event API {id} has no fetchRequest: there is nothing to refetch"),
+        ));
+    }
+    let Some(outcome) = fetch_spec(scope, &current.spec) else {
+        return Ok(current.spec);
+    };
+    let now = scope.now();
+    let key = keys::record_for(&scope.tenant, id);
+    let mut changed = false;
+    let updated = update_existing(scope.store(), &key, |mut record: ApiRecord| {
+        changed = apply_fetch(
+            &mut record.spec,
+            &mut record.catalog,
+            outcome.clone(),
+            scope.config.spec_max_bytes,
+            now,
+        );
+        if changed {
+            record.updated_at = now;
+        }
+        Ok(record)
+    })?
+    .ok_or_else(|| not_found(id))?;
+    if changed && let Ok(app) = applications::load(scope, &updated.app_id) {
+        outbox::notify(scope, &app, &[Change::event_api(id, Action::Updated)]);
+    }
+    Ok(updated.spec)
 }
 
 /// Deletes the API `id`; returns what it was.

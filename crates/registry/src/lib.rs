@@ -52,8 +52,8 @@ mod webhooks;
 
 pub use auth::{Auth, Credential, CsrfTokenAuth, SECRET_MASK};
 pub use context::{
-    Clock, DEFAULT_SPEC_MAX_BYTES, FixedClock, RegistryConfig, RequestScope, SharedStore,
-    SystemClock,
+    Clock, DEFAULT_SPEC_MAX_BYTES, FixedClock, NoFetcher, RegistryConfig, RequestScope,
+    SharedStore, SpecFetcher, SystemClock,
 };
 pub use errors::{ErrorCode, ErrorCodes, to_graphql_error};
 pub use outbox::{

@@ -140,7 +140,10 @@ fn write_new(
         .collect();
     let apis: Vec<_> = apis
         .into_iter()
-        .map(|api| api.into_record(ApiId::new(), app.id.clone(), now, now))
+        .map(|mut api| {
+            api.fetch_if_needed(scope);
+            api.into_record(ApiId::new(), app.id.clone(), now, now)
+        })
         .collect();
     store.set_json(&keys::record_for(tenant, &app.id), app)?;
     let webhook_ids = webhooks.iter().map(|webhook| webhook.id.to_string());
@@ -256,7 +259,8 @@ fn replace_event_apis(
             changes.push(Change::event_api(&id, Action::Deleted));
         }
     }
-    for api in apis {
+    for mut api in apis {
+        api.fetch_if_needed(scope);
         let record = api.into_record(ApiId::new(), app.id.clone(), now, now);
         let key = keys::record_for(&scope.tenant, &record.id);
         store.set_json(&key, &record)?;

@@ -8,7 +8,7 @@ use crate::context::RequestScope;
 use crate::errors::{ApiResult, ErrorCodes};
 use crate::event_apis::{self, EventApiDefinitionInput};
 use crate::lifecycle;
-use crate::model::{ApiRecord, AppRecord, WebhookRecord};
+use crate::model::{ApiRecord, AppRecord, SpecRecord, WebhookRecord};
 use crate::pagination::{self, Pageable};
 use crate::scalars::PageCursor;
 use crate::webhooks::{self, ApplicationWebhookInput};
@@ -175,10 +175,9 @@ impl Mutation {
 
     /// Adds an event API to an application. An inline spec (`spec.data`) is validated and its
     /// event catalog derived; an invalid one is rejected with `INVALID_SPEC` and nothing is
-    /// stored. A `spec.fetchRequest` is stored with status `INITIAL` but not fetched yet
-    /// (fetching arrives with the fetcher): without `data`, the API has no spec document and
-    /// an empty catalog until then. The application's `CONFIGURATION_CHANGED` webhooks are
-    /// notified.
+    /// stored. A `spec.fetchRequest` without `data` is fetched before the mutation returns;
+    /// a failed fetch still stores the API, with `fetchRequest.status.condition = FAILED` and
+    /// a message saying why. The application's `CONFIGURATION_CHANGED` webhooks are notified.
     #[graphql(name = "addEventAPI")]
     async fn add_event_api(
         &self,
@@ -205,6 +204,22 @@ impl Mutation {
             &event_apis::parse_id(&id)?,
             input,
         )?)
+    }
+
+    /// Fetches an event API's spec again from its `fetchRequest`. On success the document,
+    /// its format and the event catalog are replaced; a failed refetch keeps the last good
+    /// document and catalog and only updates `fetchRequest.status`.
+    #[graphql(name = "refetchEventAPISpec")]
+    async fn refetch_event_api_spec(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "eventID")] event_id: ID,
+    ) -> ApiResult<Option<SpecRecord>> {
+        let scope = RequestScope::of(ctx)?;
+        Ok(Some(event_apis::refetch(
+            scope,
+            &event_apis::parse_id(&event_id)?,
+        )?))
     }
 
     /// Deletes an event API; returns what it was.

@@ -4,6 +4,9 @@
 //!   and increment through `wasi:keyvalue/atomics`);
 //! - [`error_response`] and [`json_response`]: the one mapping from
 //!   [`eventplane_core::Error`] to an HTTP response, and JSON bodies;
+//! - [`client`]: calls out over HTTP with a body limit and credentials applied, and
+//!   [`timer`]: sleeps, deadlines and blocking on a future;
+//! - [`request`]: headers, the body up to a limit, the admin token, the tenant, variables;
 //! - [`Router`]: the method + path route table every component answers with (unknown path →
 //!   JSON 404, known path with another method → JSON 405 with `Allow`).
 //!
@@ -28,9 +31,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod client;
+pub mod request;
 mod response;
 mod router;
 mod store;
+pub mod timer;
 
 pub use response::{error_response, json_response};
 pub use router::{Matched, Params, Router, path_of};

@@ -187,18 +187,19 @@ e2e_test! {
 }
 
 e2e_test! {
-    async fn a_fetch_request_alone_is_stored_as_initial_with_an_empty_catalog() -> anyhow::Result<()> {
+    async fn a_fetch_request_with_data_is_stored_as_initial_and_the_data_used() -> anyhow::Result<()> {
         let r = Registry::start().await?;
         let g = r.gql();
         let app = g.create_app(j!({"name": "shop"})).await?;
         let input = j!({"name": "remote", "spec": {
             "eventSpecType": "ASYNC_API",
+            "data": SHOP_SPEC,
             "fetchRequest": {"url": "https://specs.example.com/shop.yaml", "filter": "*.yaml"},
         }});
         let data = g.ok(ADD, j!({"app": app, "in": input})).await?;
         let api = &data["addEventAPI"];
-        assert_eq!(api["spec"]["data"], j!(null));
-        assert_eq!(api["events"], j!([]));
+        assert_eq!(api["spec"]["data"], SHOP_SPEC);
+        assert_eq!(strings(&api["events"], "name"), ["order.created.v1"]);
         let fetch = &api["spec"]["fetchRequest"];
         assert_eq!(fetch["url"], "https://specs.example.com/shop.yaml");
         assert_eq!(fetch["mode"], "SINGLE");

@@ -7,6 +7,7 @@
 mod applications;
 mod concurrency;
 mod event_apis;
+mod fetching;
 mod limits;
 mod pagination;
 mod specs;

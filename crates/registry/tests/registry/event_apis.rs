@@ -138,7 +138,7 @@ fn delete_event_api_returns_it_and_unlists_it() -> Result<()> {
 }
 
 #[test]
-fn a_fetch_request_alone_is_stored_as_initial_with_an_empty_catalog() -> Result<()> {
+fn a_fetch_request_without_a_fetcher_is_stored_as_failed_with_an_empty_catalog() -> Result<()> {
     let h = Harness::new();
     let app = h.create_app(json!({"name": "shop"}))?;
     let input = json!({"name": "remote", "spec": {
@@ -153,12 +153,12 @@ fn a_fetch_request_alone_is_stored_as_initial_with_an_empty_catalog() -> Result<
     assert_eq!(fetch["url"], "https://specs.example.com/shop.yaml");
     assert_eq!(fetch["mode"], "SINGLE");
     assert_eq!(fetch["filter"], "*.yaml");
-    assert_eq!(fetch["status"]["condition"], "INITIAL");
+    assert_eq!(fetch["status"]["condition"], "FAILED");
     assert_eq!(fetch["status"]["timestamp"], "2023-11-14T22:13:20Z");
     assert!(
         fetch["status"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("not fetched"))
+            .is_some_and(|m| m.contains("not configured"))
     );
     Ok(())
 }

@@ -5,6 +5,7 @@ mod applications;
 mod cascade;
 mod concurrency;
 mod event_apis;
+mod fetching;
 mod outbox;
 mod pagination;
 mod sdl;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use async_graphql::{Request, Variables};
 use eventplane_core::{Key, KvStore, MemoryStore, StoreError, TenantId};
-use eventplane_registry_api::{FixedClock, RegistryConfig, RegistrySchema, RequestScope, schema};
+use eventplane_registry_api::{
+    FixedClock, NoFetcher, RegistryConfig, RegistrySchema, RequestScope, SpecFetcher, schema,
+};
 use serde_json::{Value, json};
 
 /// 2023-11-14T22:13:20Z.
@@ -62,6 +64,7 @@ pub struct Harness {
     pub clock: Arc<FixedClock>,
     pub config: RegistryConfig,
     pub tenant: TenantId,
+    pub fetcher: Arc<dyn SpecFetcher>,
     backend: Arc<dyn KvStore + Send + Sync>,
 }
 
@@ -84,6 +87,7 @@ impl Harness {
                 spec_max_bytes: 64 * 1024,
             },
             tenant: TenantId::new("acme").expect("valid tenant"),
+            fetcher: Arc::new(NoFetcher),
             backend,
         }
     }
@@ -96,6 +100,7 @@ impl Harness {
             clock: Arc::clone(&self.clock),
             config: self.config.clone(),
             tenant: TenantId::new(tenant).expect("valid tenant"),
+            fetcher: Arc::clone(&self.fetcher),
             backend: Arc::clone(&self.backend),
         }
     }
@@ -107,6 +112,13 @@ impl Harness {
             self.config.clone(),
         )
         .with_clock(self.clock.clone())
+        .with_fetcher(self.fetcher.clone())
+    }
+
+    /// The same harness, fetching specs with `fetcher`.
+    pub fn with_fetcher(mut self, fetcher: Arc<dyn SpecFetcher>) -> Self {
+        self.fetcher = fetcher;
+        self
     }
 
     /// Runs `query` with `variables`; the whole response as JSON (`data`, `errors`).
