@@ -10,6 +10,9 @@
 //! | `t/<tenant>/due/<kind>/<minute>` | an index of the items of `kind` due in that minute |
 //! | `t/<tenant>/due-cursor/<kind>` | the first minute bucket not yet fully drained |
 //! | `t/<tenant>/seed/<index>` | a counter electing the one writer that creates a tenant-wide index |
+//! | `t/<tenant>/due-seed/<kind>/<minute>` | a counter electing the one writer that creates a due index |
+//! | `t/<tenant>/n/<counter>` | a tenant-wide counter (read it with `increment(key, 0)`) |
+//! | `sys/<kind>/<name>` | a system record shared by all tenants (the token signing key) |
 //!
 //! The registry's records and indexes, built with the constants below:
 //!
@@ -26,6 +29,20 @@
 //! | `t/<tenant>/i/app-webhooks/<app id>` | the ids of an application's webhooks |
 //! | `t/<tenant>/i/webhook-outbox` | the ids of the notifications not yet delivered |
 //! | `t/<tenant>/r/oauth-token/<hash>` | the cached access token of one OAuth client used for calls out |
+//!
+//! The event store's keys (crate `eventplane-eventstore`), built with the constants below;
+//! `<hash>` is the SHA-256 (hex) of an event's `source` and publisher id, and an event's id is
+//! `evt_` followed by the first 32 hex digits of that hash:
+//!
+//! | key | holds |
+//! |---|---|
+//! | `t/<tenant>/r/event-claim/<hash>` | a counter: `1` for the first store of that `source` + id |
+//! | `t/<tenant>/r/evt/<event id>` | an accepted event (JSON) |
+//! | `t/<tenant>/n/event-seq` | the counter handing out acceptance sequence numbers |
+//! | `t/<tenant>/r/event-by-seq/<sequence>` | the id of the event accepted with that sequence |
+//! | `t/<tenant>/due/event-pending/<minute>` | ids of events accepted in that minute, not yet taken by the dispatcher |
+//! | `t/<tenant>/due-cursor/event-pending` | the first minute of the pending queue not known to be empty |
+//! | `t/<tenant>/due-seed/event-pending/<minute>` | the election of the writer creating that minute's index |
 //!
 //! Tenants, kinds and ids are validated types that cannot contain `/`; free-form text (an id
 //! given as `&str`, an owner) is escaped (`%` → `%25`, `/` → `%2F`), so no input can add a
@@ -151,6 +168,27 @@ pub const WEBHOOK_OUTBOX: Kind = Kind::new("webhook-outbox");
 /// obtained for calls out (fetches, webhooks), reused until shortly before it expires.
 pub const OAUTH_TOKENS: Kind = Kind::new("oauth-token");
 
+/// System records (not of any tenant): the signing key of our access tokens.
+pub const SIGNING_KEYS: Kind = Kind::new("signing-key");
+
+/// System records: a counter electing the one instance that generates a missing signing key.
+pub const SIGNING_KEY_CLAIMS: Kind = Kind::new("signing-key-claim");
+
+/// Records, per hash of an event's `source` and publisher id: a counter whose first increment
+/// makes the caller the one that stores the event (see [`APPLICATION_NAME_CLAIMS`] for why a
+/// counter).
+pub const EVENT_CLAIMS: Kind = Kind::new("event-claim");
+
+/// Counter ([`counter`]): the per-tenant acceptance sequence of events.
+pub const EVENT_SEQUENCE: Kind = Kind::new("event-seq");
+
+/// Records, per acceptance sequence number: the id of the event accepted with it.
+pub const EVENTS_BY_SEQUENCE: Kind = Kind::new("event-by-seq");
+
+/// Due queue ([`due`], [`due_cursor`], [`due_seed`]): accepted events waiting for the
+/// dispatcher, bucketed by the minute they were accepted in.
+pub const PENDING_EVENTS: Kind = Kind::new("event-pending");
+
 /// Width of a due-time bucket, in seconds.
 pub const DUE_BUCKET_SECONDS: u64 = 60;
 
@@ -218,6 +256,12 @@ fn tenant_key(tenant: &TenantId, segments: &[&str]) -> Key {
     Key(key)
 }
 
+/// A system record shared by all tenants (`sys/<kind>/<name>`, the name escaped): only for what
+/// is truly global, such as the key that signs every tenant's access tokens.
+pub fn system(kind: Kind, name: &str) -> Key {
+    Key(format!("sys/{kind}/{}", escape_segment(name)))
+}
+
 /// The record of `kind` named `id` (free-form text, escaped): `t/<tenant>/r/<kind>/<id>`.
 pub fn record(tenant: &TenantId, kind: Kind, id: &str) -> Key {
     tenant_key(tenant, &["r", kind.as_str(), &escape_segment(id)])
@@ -255,6 +299,20 @@ pub fn due(tenant: &TenantId, kind: Kind, bucket: DueBucket) -> Key {
 /// Where the worker for due items of `kind` has got to: `t/<tenant>/due-cursor/<kind>`.
 pub fn due_cursor(tenant: &TenantId, kind: Kind) -> Key {
     tenant_key(tenant, &["due-cursor", kind.as_str()])
+}
+
+/// The counter electing the one writer that creates the due index of `kind` for `bucket`:
+/// `t/<tenant>/due-seed/<kind>/<minute>`. See [`APPLICATION_NAME_CLAIMS`] for why a counter.
+pub fn due_seed(tenant: &TenantId, kind: Kind, bucket: DueBucket) -> Key {
+    tenant_key(
+        tenant,
+        &["due-seed", kind.as_str(), &bucket.minute().to_string()],
+    )
+}
+
+/// A tenant-wide counter: `t/<tenant>/n/<name>`. Read it with `increment(key, 0)`.
+pub fn counter(tenant: &TenantId, name: Kind) -> Key {
+    tenant_key(tenant, &["n", name.as_str()])
 }
 
 #[cfg(test)]
@@ -406,5 +464,28 @@ mod tests {
             .collect();
         assert_eq!(walked, [1, 2, 3]);
         assert_eq!(bucket.through(DueBucket::from_minute(0)).count(), 0);
+    }
+
+    #[test]
+    fn event_store_keys_have_the_documented_layout() {
+        let t = tenant("acme");
+        let bucket = DueBucket::from_minute(28_333_333);
+        assert_eq!(
+            due_seed(&t, PENDING_EVENTS, bucket).as_str(),
+            "t/acme/due-seed/event-pending/28333333"
+        );
+        assert_eq!(
+            due(&t, PENDING_EVENTS, bucket).as_str(),
+            "t/acme/due/event-pending/28333333"
+        );
+        assert_eq!(counter(&t, EVENT_SEQUENCE).as_str(), "t/acme/n/event-seq");
+        assert_eq!(
+            record(&t, EVENTS_BY_SEQUENCE, "7").as_str(),
+            "t/acme/r/event-by-seq/7"
+        );
+        assert_eq!(
+            record(&t, EVENT_CLAIMS, "ab").as_str(),
+            "t/acme/r/event-claim/ab"
+        );
     }
 }

@@ -1,0 +1,100 @@
+//! eventplane's event store, plain Rust over any [`KvStore`](eventplane_core::KvStore):
+//!
+//! - [`load_catalog`]: the event types an application registered, read from the registry's
+//!   records (for validating what it publishes);
+//! - [`store_event`]: an accepted event stored durably and idempotently per `source` and
+//!   publisher id, with a per-tenant acceptance sequence, and put on the pending queue (see the
+//!   [`events`] module for the algorithm and why it is safe on Spin's SQLite store);
+//! - [`pending`] / [`ack`]: the pending queue the dispatcher drains, found without scanning;
+//! - [`get_event`], [`events_since`]: reading events back, by id and in acceptance order;
+//! - [`due`]: the minute-bucketed due queues the pending queue is built on.
+//!
+//! The key layout is documented in `eventplane_core::keys`.
+//!
+//! ```
+//! use eventplane_core::{AppId, MemoryStore, TenantId};
+//! use eventplane_eventstore::{EventData, NewEvent, ack, pending, store_event};
+//!
+//! let store = MemoryStore::new();
+//! let tenant: TenantId = "acme".parse()?;
+//! let event = NewEvent {
+//!     application: "shop".into(),
+//!     app_id: AppId::new(),
+//!     source: "/applications/shop".into(),
+//!     event_id: "42".into(),
+//!     type_name: "order.created.v1".into(),
+//!     type_version: Some("v1".into()),
+//!     spec_version: "1.0".into(),
+//!     time: None,
+//!     datacontenttype: Some("application/json".into()),
+//!     dataschema: None,
+//!     subject: None,
+//!     extensions: Default::default(),
+//!     data: EventData::Json(serde_json::json!({"orderId": "o-1"})),
+//! };
+//! let now_ms = 1_700_000_000_000;
+//! let first = store_event(&store, &tenant, event.clone(), now_ms)?;
+//! let again = store_event(&store, &tenant, event, now_ms + 5)?;
+//! assert!(!first.duplicate && again.duplicate);
+//! assert_eq!(again.event, first.event);
+//!
+//! let queue = pending(&store, &tenant, now_ms, 10)?;
+//! assert_eq!(queue.len(), 1);
+//! assert_eq!(queue[0].event_id, first.event.id);
+//! assert!(ack(&store, &tenant, &queue[0], now_ms)?);
+//! assert!(pending(&store, &tenant, now_ms, 10)?.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+use std::time::Duration;
+
+mod catalog;
+pub mod due;
+mod event;
+pub mod events;
+
+pub use catalog::{AppCatalog, CatalogEntry, load_catalog};
+pub use event::{EventData, NewEvent, StoredEvent};
+pub use events::{
+    EventPage, MAX_SEQUENCES_PER_CALL, PendingEntry, Stored, ack, events_since, get_event, pending,
+    store_event, store_event_with,
+};
+
+/// How long to wait for another instance's write that should appear shortly (a concurrent
+/// store of the same event, the creation of a queue bucket): up to `rounds` more reads with
+/// `sleep(pause)` between them.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    /// How many times to read again after the first read.
+    pub rounds: u32,
+    /// The pause between reads.
+    pub pause: Duration,
+    /// How to pause (`std::thread::sleep`; tests inject a no-op).
+    pub sleep: fn(Duration),
+}
+
+impl Default for Patience {
+    /// About a second: 100 rounds of 10 ms.
+    fn default() -> Self {
+        Self {
+            rounds: 100,
+            pause: Duration::from_millis(10),
+            sleep: std::thread::sleep,
+        }
+    }
+}
+
+impl Patience {
+    /// Reads once more after `rounds` pauses that do not sleep (for tests).
+    pub fn no_sleep(rounds: u32) -> Self {
+        Self {
+            rounds,
+            pause: Duration::ZERO,
+            sleep: |_| {},
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
