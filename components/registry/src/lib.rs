@@ -1,5 +1,6 @@
 //! The registry component: applications, event API definitions, their versions and auth data,
-//! webhooks to applications (`/graphql`; later `/oauth/...`).
+//! webhooks to applications (`/graphql`), and publisher tokens (`/oauth/token`,
+//! `/oauth/jwks.json`).
 //!
 //! A thin Spin HTTP adapter: GraphQL over HTTP (auth, tenant, content negotiation, limits)
 //! around the schema of `eventplane-registry-api`, then delivery of the webhook notifications
@@ -12,6 +13,7 @@
 mod config;
 mod fetcher;
 mod graphql;
+mod oauth;
 mod webhooks;
 
 use eventplane_spin::Router;
@@ -23,10 +25,17 @@ use spin_sdk::http_component;
 enum Endpoint {
     /// GraphQL over HTTP (and GraphiQL for browsers).
     GraphQl,
+    /// The OAuth 2.0 token endpoint.
+    Token,
+    /// The public keys of our access tokens.
+    Jwks,
 }
 
 fn routes() -> Router<Endpoint> {
-    Router::new().route(&[Method::Get, Method::Post], "/graphql", Endpoint::GraphQl)
+    Router::new()
+        .route(&[Method::Get, Method::Post], "/graphql", Endpoint::GraphQl)
+        .route(&[Method::Post], "/oauth/token", Endpoint::Token)
+        .route(&[Method::Get], "/oauth/jwks.json", Endpoint::Jwks)
 }
 
 /// Handles one request.
@@ -35,6 +44,8 @@ async fn handle(request: IncomingRequest) -> Response {
     match routes().resolve_request(&request) {
         Ok(matched) => match matched.handler {
             Endpoint::GraphQl => graphql::serve(request).await,
+            Endpoint::Token => oauth::token(request).await,
+            Endpoint::Jwks => oauth::jwks(),
         },
         Err(response) => response,
     }

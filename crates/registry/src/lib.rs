@@ -36,6 +36,7 @@
 mod applications;
 mod auth;
 mod context;
+mod credentials;
 mod errors;
 mod event_apis;
 mod lifecycle;
@@ -55,6 +56,7 @@ pub use context::{
     Clock, DEFAULT_SPEC_MAX_BYTES, FixedClock, NoFetcher, RegistryConfig, RequestScope,
     SharedStore, SpecFetcher, SystemClock,
 };
+pub use credentials::{TokenSettings, issue_token};
 pub use errors::{ErrorCode, ErrorCodes, to_graphql_error};
 pub use outbox::{
     DeliveryOutcome, DeliveryStatus, MAX_DELIVERY_ATTEMPTS, MAX_PENDING_BATCH, Notification,

@@ -11,6 +11,7 @@ use eventplane_core::{ApiId, AppId, Error, KvStoreExt, PrefixedId, WebhookId};
 
 use crate::applications::{self, ApplicationInput};
 use crate::context::RequestScope;
+use crate::credentials;
 use crate::event_apis::{self, PreparedApi};
 use crate::model::{AppRecord, ApplicationStatus, ApplicationStatusCondition};
 use crate::names;
@@ -100,6 +101,7 @@ pub(crate) fn create(scope: &RequestScope, input: ApplicationInput) -> Result<Ap
             condition: ApplicationStatusCondition::Initial,
             timestamp: now,
         },
+        client_ids: Vec::new(),
         created_at: now,
         updated_at: now,
     };
@@ -287,6 +289,7 @@ fn purge(scope: &RequestScope, app: &AppRecord) -> Result<(), Error> {
     store.delete(&keys::record_for(&scope.tenant, &app.id))?;
     event_apis::delete_all_of(scope, &app.id)?;
     webhooks::delete_all_of(scope, &app.id)?;
+    credentials::delete_all_of(store, &scope.tenant, app)?;
     remove_from_existing(
         store,
         &keys::index(&scope.tenant, APPLICATIONS),

@@ -5,7 +5,7 @@
 //! objects built on them mask every secret ([`crate::auth`]).
 
 use async_graphql::{Enum, SimpleObject};
-use eventplane_core::{ApiId, AppId, WebhookId};
+use eventplane_core::{ApiId, AppId, ClientId, WebhookId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Auth;
@@ -97,6 +97,9 @@ pub(crate) struct AppRecord {
     pub description: Option<String>,
     pub labels: Labels,
     pub status: ApplicationStatus,
+    /// The client ids of its publisher credentials (`t/<tenant>/r/cli/<id>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_ids: Vec<ClientId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -5,6 +5,7 @@ use async_graphql::{Context, EmptySubscription, ID, Object, Schema};
 
 use crate::applications::{self, ApplicationInput, ApplicationPage, Label, LabelFilter};
 use crate::context::RequestScope;
+use crate::credentials::{self, ClientCredentials};
 use crate::errors::{ApiResult, ErrorCodes};
 use crate::event_apis::{self, EventApiDefinitionInput};
 use crate::lifecycle;
@@ -220,6 +221,32 @@ impl Mutation {
             scope,
             &event_apis::parse_id(&event_id)?,
         )?))
+    }
+
+    /// Creates OAuth 2.0 client credentials with which the application obtains access tokens
+    /// for publishing (`POST /oauth/token`, client-credentials grant). The secret is returned
+    /// only here; it is stored as a salted hash.
+    #[graphql(name = "requestClientCredentialsForApplication")]
+    async fn request_client_credentials_for_application(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "applicationID")] application_id: ID,
+    ) -> ApiResult<ClientCredentials> {
+        let scope = RequestScope::of(ctx)?;
+        Ok(credentials::request(
+            scope,
+            &applications::parse_id(&application_id)?,
+        )?)
+    }
+
+    /// Revokes client credentials: no token is issued for them any more (tokens already
+    /// issued stay valid until they expire). Whether they existed.
+    async fn revoke_client_credentials(&self, ctx: &Context<'_>, client_id: ID) -> ApiResult<bool> {
+        let scope = RequestScope::of(ctx)?;
+        let client_id = client_id
+            .parse::<eventplane_core::ClientId>()
+            .map_err(eventplane_core::Error::from)?;
+        Ok(credentials::revoke(scope, &client_id)?)
     }
 
     /// Deletes an event API; returns what it was.

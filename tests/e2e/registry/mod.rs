@@ -6,6 +6,7 @@
 
 mod applications;
 mod concurrency;
+mod credentials;
 mod event_apis;
 mod fetching;
 mod limits;
@@ -38,15 +39,29 @@ impl Registry {
     /// Like [`start`](Self::start), with more `SPIN_VARIABLE_*` environment.
     pub async fn start_with(env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let state = tempfile::tempdir()?;
+        let app = Self::builder(state.path(), env).start().await?;
+        Ok(Self { app, _state: state })
+    }
+
+    /// Like [`start_with`](Self::start_with), on the state directory `state` (kept by the
+    /// caller, e.g. to look at the store afterwards).
+    pub async fn start_in(state: &std::path::Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let app = Self::builder(state, env).start().await?;
+        Ok(Self {
+            app,
+            _state: tempfile::tempdir()?,
+        })
+    }
+
+    fn builder(state: &std::path::Path, env: &[(&str, &str)]) -> eventplane_tests::TestAppBuilder {
         let mut builder = TestApp::builder(&workspace_root().join("spin.toml"))
-            .state_dir(state.path())
+            .state_dir(state)
             .env("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("SPIN_VARIABLE_WEBHOOK_ALLOWED_HOSTS", "http://127.0.0.1:*");
         for (key, value) in env {
             builder = builder.env(key, value);
         }
-        let app = builder.start().await?;
-        Ok(Self { app, _state: state })
+        builder
     }
 
     /// A client of the default tenant.
