@@ -264,3 +264,32 @@ fn refetch_needs_a_fetch_request_and_an_existing_api() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn update_event_api_with_only_a_fetch_request_fetches_before_it_returns() -> Result<()> {
+    let fetcher = Scripted::answering([fetched(ERP_SPEC, FetchedFormat::Json)]);
+    let h = Harness::new().with_fetcher(fetcher.clone());
+    let app = h.create_app(json!({"name": "shop"}))?;
+    let api = h.add_api(&app, "orders", SHOP_SPEC)?;
+    assert!(fetcher.jobs().is_empty());
+    let data = h.ok(
+        &format!(
+            "mutation($id: ID!, $in: EventAPIDefinitionInput!) {{
+                updateEventAPI(id: $id, in: $in) {{ {API_FIELDS} }} }}"
+        ),
+        json!({"id": api, "in": remote("https://x/erp.json")}),
+    )?;
+    let updated = &data["updateEventAPI"];
+    assert_eq!(updated["id"], api.as_str());
+    assert_eq!(
+        updated["spec"]["fetchRequest"]["status"]["condition"],
+        "SUCCEEDED"
+    );
+    assert_eq!(updated["spec"]["format"], "JSON");
+    assert_eq!(fetcher.jobs().len(), 1);
+    assert_eq!(
+        event_names(&h, &api)?,
+        ["invoice.issued", "stock.changed.v3"]
+    );
+    Ok(())
+}
