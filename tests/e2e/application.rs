@@ -22,7 +22,8 @@ e2e_test! {
         assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
         for (method, path) in [
             ("PUT", "/graphql"),
-            ("POST", "/oauth/token"),
+            ("GET", "/oauth/token"),
+            ("GET", "/oauth/nope"),
             ("POST", "/events/x"),
             ("GET", "/subscriptions"),
             ("GET", "/subscriptions/sub_123"),
