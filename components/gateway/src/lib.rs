@@ -1,31 +1,67 @@
 //! The gateway component: accepts published events (`/events/...`), authenticates publishers,
-//! validates events against the catalog and stores them durably.
+//! validates events against the application's catalog and stores them durably before it
+//! answers.
 //!
-//! A thin Spin HTTP adapter: it resolves the request against its route table and maps the
-//! outcome to a response; the logic lives in the crates under `crates/`.
+//! - `POST /events/publish`: CloudEvents 1.0 (binary, structured, batch) → `202`;
+//! - `POST /events/{application}/v1/events`: Kyma's legacy format → `200`;
+//! - `GET /events/{application}/v1/events/subscribed`: the subscribed event types.
 #![expect(
     unsafe_code,
     reason = "spin-sdk's #[http_component] expands to unsafe resource-handle conversions"
 )]
 
-use std::convert::Infallible;
+mod auth;
+mod config;
+mod publish;
 
 use eventplane_spin::Router;
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 
-/// The gateway's route table. Empty until its first feature lands: every request gets a
-/// JSON 404 (or a 405 once a path is routed for other methods).
-fn routes() -> Router<Infallible> {
-    Router::new()
+/// What the gateway serves.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    /// CloudEvents.
+    Publish,
+    /// Kyma's legacy format.
+    Legacy,
+    /// The subscribed event types.
+    Subscribed,
 }
 
-/// Handles one request. The body is not read here: a handler reads it (with its size limit)
-/// only once the route is known.
+fn routes() -> Router<Endpoint> {
+    Router::new()
+        .route(&[Method::Post], "/events/publish", Endpoint::Publish)
+        .route(
+            &[Method::Post],
+            "/events/{application}/v1/events",
+            Endpoint::Legacy,
+        )
+        .route(
+            &[Method::Get],
+            "/events/{application}/v1/events/subscribed",
+            Endpoint::Subscribed,
+        )
+}
+
+/// Handles one request.
 #[http_component]
 async fn handle(request: IncomingRequest) -> Response {
-    match routes().resolve_request(&request) {
-        Ok(matched) => match *matched.handler {},
-        Err(response) => response,
+    let routes = routes();
+    let (endpoint, application) = match routes.resolve_request(&request) {
+        Ok(matched) => (
+            *matched.handler,
+            matched
+                .params
+                .get("application")
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        Err(response) => return response,
+    };
+    match endpoint {
+        Endpoint::Publish => publish::cloudevents(request).await,
+        Endpoint::Legacy => publish::legacy(request, &application).await,
+        Endpoint::Subscribed => publish::subscribed(request, &application).await,
     }
 }

@@ -12,7 +12,7 @@
 //! | `t/<tenant>/seed/<index>` | a counter electing the one writer that creates a tenant-wide index |
 //! | `t/<tenant>/due-seed/<kind>/<minute>` | a counter electing the one writer that creates a due index |
 //! | `t/<tenant>/n/<counter>` | a tenant-wide counter (read it with `increment(key, 0)`) |
-//! | `sys/<kind>/<name>` | a system record shared by all tenants (the token signing key) |
+//! | `sys/<kind>/<name>` | a system record shared by all tenants (the token signing key, cached JWKS of external issuers) |
 //!
 //! The registry's records and indexes, built with the constants below:
 //!
@@ -170,6 +170,10 @@ pub const OAUTH_TOKENS: Kind = Kind::new("oauth-token");
 
 /// System records (not of any tenant): the signing key of our access tokens.
 pub const SIGNING_KEYS: Kind = Kind::new("signing-key");
+
+/// System records, per JWKS URL (a hash of it): the cached key set of an external OpenID
+/// Connect issuer, with when it was fetched.
+pub const OIDC_JWKS: Kind = Kind::new("oidc-jwks");
 
 /// System records: a counter electing the one instance that generates a missing signing key.
 pub const SIGNING_KEY_CLAIMS: Kind = Kind::new("signing-key-claim");

@@ -1,0 +1,202 @@
+//! Who is publishing: the bearer token, verified against our own keys or those of the
+//! configured external OpenID Connect issuer.
+//!
+//! The external issuer's key set is fetched over outbound HTTP and cached in the store for
+//! [`JWKS_TTL_SECONDS`]; a token whose `kid` is not in the cached set makes the gateway fetch
+//! the set again (at most once per [`JWKS_MIN_REFRESH_SECONDS`]), so a rotated key is picked up
+//! at once.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use eventplane_core::{Error, KvStore, KvStoreExt, StoreError, TenantId, keys};
+use eventplane_events::signing;
+use eventplane_events::token::{
+    AuthError, Jwks, Publisher, TrustedIssuer, Verifier, bearer_token, unverified_issuer,
+};
+use eventplane_spin::client;
+use eventplane_spin::timer::timeout;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use spin_sdk::http::Method;
+
+use crate::config::{Config, Oidc};
+
+/// How long a fetched key set is used before it is fetched again.
+pub const JWKS_TTL_SECONDS: u64 = 600;
+
+/// An unknown `kid` refreshes the key set only if it is at least this old.
+pub const JWKS_MIN_REFRESH_SECONDS: u64 = 1;
+
+/// How long fetching a key set may take.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest key set read.
+const JWKS_MAX_BYTES: usize = 256 * 1024;
+
+/// A cached key set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CachedJwks {
+    fetched_at: u64,
+    document: String,
+}
+
+/// Why a request is not authenticated, or could not be checked.
+pub enum AuthFailure {
+    /// The token is missing, invalid or not allowed (401 / 403).
+    Denied(AuthError),
+    /// The check itself failed (store or issuer unavailable).
+    Unavailable(Error),
+}
+
+impl From<AuthError> for AuthFailure {
+    fn from(err: AuthError) -> Self {
+        Self::Denied(err)
+    }
+}
+
+impl From<Error> for AuthFailure {
+    fn from(err: Error) -> Self {
+        Self::Unavailable(err)
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn sleep(duration: Duration) {
+    std::thread::sleep(duration);
+}
+
+/// The publisher of a request with `authorization`, and the tenant it publishes to: the
+/// token's `tenant` claim, else `tenant_header`, else the default tenant.
+pub async fn authenticate(
+    store: &dyn KvStore,
+    config: &Config,
+    authorization: Option<&str>,
+    tenant_header: Option<&str>,
+) -> Result<(Publisher, TenantId), AuthFailure> {
+    let token = bearer_token(authorization)?;
+    let now = unix_now();
+    let issuer = unverified_issuer(token);
+    let external = config
+        .oidc
+        .as_ref()
+        .filter(|oidc| issuer.as_deref() == Some(oidc.issuer.as_str()));
+    let publisher = match external {
+        None => {
+            let keys = signing::public_keys(store, &config.token_signing_key, &sleep)?;
+            Verifier::new(vec![TrustedIssuer::ours(
+                config.our_issuer(),
+                config.our_audience(),
+                keys,
+                None,
+            )])
+            .verify(token, now)?
+        }
+        Some(oidc) => verify_external(store, oidc, token, now).await?,
+    };
+    let tenant = publisher
+        .tenant
+        .clone()
+        .or_else(|| tenant_header.map(|t| t.trim().to_owned()))
+        .unwrap_or_else(|| config.default_tenant.clone());
+    let tenant = TenantId::new(&tenant)
+        .map_err(|e| AuthError::InvalidToken(format!("the tenant `{tenant}` is invalid: {e}")))?;
+    Ok((publisher, tenant))
+}
+
+async fn verify_external(
+    store: &dyn KvStore,
+    oidc: &Oidc,
+    token: &str,
+    now: u64,
+) -> Result<Publisher, AuthFailure> {
+    let trusted = |keys: Jwks| {
+        Verifier::new(vec![TrustedIssuer {
+            issuer: oidc.issuer.clone(),
+            audience: oidc.audience.clone(),
+            keys,
+            app_claim: oidc.app_claim.clone(),
+            default_tenant: None,
+        }])
+    };
+    let cached = cached_jwks(store, &oidc.jwks_url)?;
+    let (keys, fetched_at) = match cached {
+        Some(cached) if now < cached.fetched_at.saturating_add(JWKS_TTL_SECONDS) => {
+            (parse(&cached.document)?, cached.fetched_at)
+        }
+        _ => (fetch_jwks(store, &oidc.jwks_url, now).await?, now),
+    };
+    match trusted(keys).verify(token, now) {
+        Err(AuthError::UnknownKey { .. })
+            if now >= fetched_at.saturating_add(JWKS_MIN_REFRESH_SECONDS) =>
+        {
+            let keys = fetch_jwks(store, &oidc.jwks_url, now).await?;
+            Ok(trusted(keys).verify(token, now)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+fn cache_key(jwks_url: &str) -> eventplane_core::Key {
+    keys::system(
+        keys::OIDC_JWKS,
+        &hex::encode(Sha256::digest(jwks_url.as_bytes())),
+    )
+}
+
+fn cached_jwks(store: &dyn KvStore, jwks_url: &str) -> Result<Option<CachedJwks>, Error> {
+    store.get_json(&cache_key(jwks_url))
+}
+
+fn parse(document: &str) -> Result<Jwks, Error> {
+    Jwks::parse(document.as_bytes())
+        .map_err(|e| Error::internal(format!("the OIDC issuer's key set is invalid: {e}")))
+}
+
+/// The issuer's key set cannot be had: a dependency is down (503), not the caller's fault.
+fn unavailable(message: String) -> Error {
+    Error::StoreUnavailable(StoreError::Backend(message))
+}
+
+/// Fetches the key set, caches it, and returns it.
+async fn fetch_jwks(store: &dyn KvStore, jwks_url: &str, now: u64) -> Result<Jwks, Error> {
+    let headers = [("accept".to_owned(), "application/json".to_owned())];
+    let reply = match timeout(
+        JWKS_TIMEOUT,
+        client::send(Method::Get, jwks_url, &headers, Vec::new(), JWKS_MAX_BYTES),
+    )
+    .await
+    {
+        Some(Ok(reply)) if (200..300).contains(&reply.status) => reply,
+        Some(Ok(reply)) => {
+            return Err(unavailable(format!(
+                "the OIDC key set at {jwks_url} answered HTTP {}",
+                reply.status
+            )));
+        }
+        Some(Err(e)) => {
+            return Err(unavailable(format!("fetching the OIDC key set: {e}")));
+        }
+        None => {
+            return Err(unavailable(format!(
+                "the OIDC key set at {jwks_url} did not answer within {} s",
+                JWKS_TIMEOUT.as_secs()
+            )));
+        }
+    };
+    let document = String::from_utf8_lossy(&reply.body).into_owned();
+    let keys = parse(&document)?;
+    let cached = CachedJwks {
+        fetched_at: now,
+        document,
+    };
+    if let Err(e) = store.set_json(&cache_key(jwks_url), &cached) {
+        eprintln!("gateway: cannot cache the OIDC key set: {e}");
+    }
+    Ok(keys)
+}

@@ -1,0 +1,323 @@
+//! Publishing: CloudEvents (`POST /events/publish`) and Kyma's legacy format
+//! (`POST /events/{application}/v1/events`), authenticated, validated against the
+//! application's catalog, and stored before the answer.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use eventplane_core::{Error, TenantId};
+use eventplane_events::catalog::Catalog;
+use eventplane_events::cloudevents::{self, ContentMode, Event};
+use eventplane_events::legacy::{self, LegacyError, LegacyResponse};
+use eventplane_events::token::{self, AuthError, Publisher, SCOPE_PUBLISH};
+use eventplane_events::{CatalogEntry, CatalogError, EventData, limits};
+use eventplane_eventstore::{self as eventstore, NewEvent, Stored};
+use eventplane_spin::request::{header, read_body};
+use eventplane_spin::{SpinStore, error_response, json_response};
+use serde_json::{Value, json};
+use spin_sdk::http::{IncomingRequest, Response};
+
+use crate::auth::{AuthFailure, authenticate};
+use crate::config::Config;
+
+/// Why a publish failed, before it is put in the endpoint's error shape.
+pub enum Failure {
+    /// Authentication or authorization (401 / 403 with its challenge).
+    Auth(AuthError),
+    /// Not in the catalog, or the data violates the schema (422).
+    Catalog(CatalogError),
+    /// Anything else.
+    Other(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Self::Other(err)
+    }
+}
+
+impl From<AuthError> for Failure {
+    fn from(err: AuthError) -> Self {
+        Self::Auth(err)
+    }
+}
+
+impl From<CatalogError> for Failure {
+    fn from(err: CatalogError) -> Self {
+        Self::Catalog(err)
+    }
+}
+
+impl From<AuthFailure> for Failure {
+    fn from(err: AuthFailure) -> Self {
+        match err {
+            AuthFailure::Denied(err) => Self::Auth(err),
+            AuthFailure::Unavailable(err) => Self::Other(err),
+        }
+    }
+}
+
+fn with_challenge(mut response: Response, err: &AuthError) -> Response {
+    match err.www_authenticate() {
+        Some(challenge) => response.set_header("www-authenticate", challenge),
+        None => {
+            // Forbidden: no challenge (core's default `Bearer` would be wrong here).
+            response = Response::builder()
+                .status(*response.status())
+                .header("content-type", "application/json")
+                .body(response.into_body())
+                .build();
+        }
+    }
+    response
+}
+
+impl Failure {
+    /// The response in the CloudEvents endpoint's shape (`{"error": {...}}`).
+    fn response(&self) -> Response {
+        match self {
+            Self::Auth(err) => with_challenge(error_response(&err.to_error()), err),
+            Self::Catalog(err) => json_response(err.status(), &err.body()),
+            Self::Other(err) => error_response(err),
+        }
+    }
+
+    /// The response in Kyma's legacy shape.
+    fn legacy_response(&self) -> Response {
+        let (status, body) = match self {
+            Self::Auth(err) => {
+                let legacy = LegacyError::from(&err.to_error());
+                let response = json_response(err.status(), &legacy.body());
+                return with_challenge(response, err);
+            }
+            Self::Catalog(err) => (err.status(), LegacyError::from(err).body()),
+            Self::Other(err) => (err.status(), LegacyError::from(err).body()),
+        };
+        let mut response = json_response(status, &body);
+        if let Self::Other(err) = self {
+            for (name, value) in err.headers() {
+                response.set_header(name, value);
+            }
+        }
+        response
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The authenticated context of one publish.
+struct Context {
+    store: SpinStore,
+    config: Config,
+    publisher: Publisher,
+    tenant: TenantId,
+}
+
+async fn context(request: &IncomingRequest) -> Result<Context, Failure> {
+    let config = Config::load()?;
+    let store = SpinStore::open_default().map_err(Error::from)?;
+    let (publisher, tenant) = authenticate(
+        &store,
+        &config,
+        header(request, "authorization").as_deref(),
+        header(request, "tenant").as_deref(),
+    )
+    .await?;
+    Ok(Context {
+        store,
+        config,
+        publisher,
+        tenant,
+    })
+}
+
+/// The application's catalog, as the validator takes it; 404 if the application is unknown.
+fn catalog_of(ctx: &Context, application: &str) -> Result<Vec<CatalogEntry>, Error> {
+    let catalog =
+        eventstore::load_catalog(&ctx.store, &ctx.tenant, application)?.ok_or_else(|| {
+            Error::not_found(format!("there is no application named {application:?}"))
+        })?;
+    Ok(catalog
+        .entries
+        .into_iter()
+        .map(|entry| CatalogEntry {
+            name: entry.name,
+            version: entry.version,
+            payload_schema: entry.payload_schema,
+        })
+        .collect())
+}
+
+/// Stores one validated event of `application`.
+fn store(ctx: &Context, event: Event, type_version: Option<String>) -> Result<Stored, Error> {
+    let catalog = eventstore::load_catalog(&ctx.store, &ctx.tenant, &ctx.publisher.app)?
+        .ok_or_else(|| Error::not_found("the application was deleted"))?;
+    let data = match event.data {
+        EventData::None => eventstore::EventData::None,
+        EventData::Json(value) => eventstore::EventData::Json(value),
+        EventData::Text(text) => eventstore::EventData::Text(text),
+        EventData::Binary(bytes) => eventstore::EventData::Binary(bytes),
+    };
+    let new = NewEvent {
+        application: catalog.app_name,
+        app_id: catalog.app_id,
+        source: event.source,
+        event_id: event.id,
+        type_name: event.event_type,
+        type_version,
+        spec_version: event.specversion,
+        time: event.time,
+        datacontenttype: event.datacontenttype,
+        dataschema: event.dataschema,
+        subject: event.subject,
+        extensions: event.extensions,
+        data,
+    };
+    eventstore::store_event(&ctx.store, &ctx.tenant, new, now_ms())
+}
+
+fn accepted(stored: &Stored) -> Value {
+    json!({
+        "id": stored.event.event_id,
+        "source": stored.event.source,
+        "eventId": stored.event.id.to_string(),
+        "duplicate": stored.duplicate,
+    })
+}
+
+// ---- CloudEvents ----------------------------------------------------------------------------
+
+/// `POST /events/publish`.
+pub async fn cloudevents(request: IncomingRequest) -> Response {
+    match publish_cloudevents(request).await {
+        Ok(response) => response,
+        Err(failure) => failure.response(),
+    }
+}
+
+async fn publish_cloudevents(request: IncomingRequest) -> Result<Response, Failure> {
+    let ctx = context(&request).await?;
+    let content_type = header(&request, "content-type");
+    let mode = cloudevents::content_mode(content_type.as_deref()).supported()?;
+    let limit = match mode {
+        ContentMode::Batch => limits::max_batch_body_bytes(ctx.config.max_event_bytes),
+        _ => ctx.config.max_event_bytes,
+    };
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                name.to_ascii_lowercase(),
+                String::from_utf8_lossy(&value).into_owned(),
+            )
+        })
+        .collect();
+    let body = read_body(request, usize::try_from(limit).unwrap_or(usize::MAX)).await?;
+    let events = match mode {
+        ContentMode::Binary => vec![cloudevents::from_binary(
+            &headers,
+            content_type.as_deref(),
+            &body,
+        )?],
+        ContentMode::Structured => vec![cloudevents::from_structured(&body)?],
+        ContentMode::Batch => cloudevents::from_batch(&body)?,
+        ContentMode::Unsupported(_) => {
+            return Err(Error::unsupported_media_type("unsupported content type").into());
+        }
+    };
+    limits::check_events(&events, ctx.config.max_event_bytes)?;
+    for event in &events {
+        token::authorize_source(&ctx.publisher, &event.source)?;
+    }
+    let entries = catalog_of(&ctx, &ctx.publisher.app)?;
+    let mut validator = Catalog::new(&entries);
+    match mode {
+        ContentMode::Batch => {
+            validator.validate_batch(&events)?;
+        }
+        _ => {
+            for event in &events {
+                validator.validate(event, None)?;
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(events.len());
+    for event in events {
+        results.push(accepted(&store(&ctx, event, None)?));
+    }
+    let body = match mode {
+        ContentMode::Batch => json!({ "events": results }),
+        _ => results.pop().unwrap_or(Value::Null),
+    };
+    Ok(json_response(202, &body))
+}
+
+// ---- legacy ---------------------------------------------------------------------------------
+
+/// `POST /events/{application}/v1/events`.
+pub async fn legacy(request: IncomingRequest, application: &str) -> Response {
+    match publish_legacy(request, application).await {
+        Ok(response) => response,
+        Err(LegacyFailure::Kyma(err)) => json_response(err.status, &err.body()),
+        Err(LegacyFailure::Other(failure)) => failure.legacy_response(),
+    }
+}
+
+enum LegacyFailure {
+    Kyma(LegacyError),
+    Other(Failure),
+}
+
+impl<T: Into<Failure>> From<T> for LegacyFailure {
+    fn from(err: T) -> Self {
+        Self::Other(err.into())
+    }
+}
+
+async fn publish_legacy(
+    request: IncomingRequest,
+    application: &str,
+) -> Result<Response, LegacyFailure> {
+    let ctx = context(&request).await?;
+    token::authorize(&ctx.publisher, SCOPE_PUBLISH, application)?;
+    let content_type = header(&request, "content-type").unwrap_or_default();
+    if cloudevents::media_type(&content_type) != "application/json" {
+        return Err(Error::unsupported_media_type(format!(
+            "Content-Type must be application/json, not {content_type:?}"
+        ))
+        .into());
+    }
+    let limit = usize::try_from(ctx.config.max_event_bytes).unwrap_or(usize::MAX);
+    let body = read_body(request, limit).await?;
+    let parsed = legacy::parse(&body).map_err(LegacyFailure::Kyma)?;
+    let event = parsed.to_event(application);
+    let entries = catalog_of(&ctx, application)?;
+    Catalog::new(&entries).validate(&event, Some(&parsed.event_type_version))?;
+    let stored = store(&ctx, event, Some(parsed.event_type_version.clone()))?;
+    let answer = if stored.duplicate {
+        LegacyResponse::duplicate(&parsed.event_id)
+    } else {
+        LegacyResponse::published(&parsed.event_id)
+    };
+    Ok(json_response(200, &answer))
+}
+
+/// `GET /events/{application}/v1/events/subscribed`: the event types of the application that
+/// have an active subscription (none until subscriptions exist).
+pub async fn subscribed(request: IncomingRequest, application: &str) -> Response {
+    let result = async {
+        let ctx = context(&request).await?;
+        token::authorize(&ctx.publisher, SCOPE_PUBLISH, application)?;
+        catalog_of(&ctx, application)?;
+        Ok::<_, Failure>(json_response(200, &json!({ "eventsInfo": [] })))
+    };
+    match result.await {
+        Ok(response) => response,
+        Err(failure) => failure.legacy_response(),
+    }
+}
