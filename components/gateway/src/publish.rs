@@ -4,7 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use eventplane_core::{Error, TenantId};
+use eventplane_core::{AppId, Error, TenantId};
 use eventplane_events::catalog::Catalog;
 use eventplane_events::cloudevents::{self, ContentMode, Event};
 use eventplane_events::legacy::{self, LegacyError, LegacyResponse};
@@ -134,27 +134,39 @@ async fn context(request: &IncomingRequest) -> Result<Context, Failure> {
     })
 }
 
-/// The application's catalog, as the validator takes it; 404 if the application is unknown.
-fn catalog_of(ctx: &Context, application: &str) -> Result<Vec<CatalogEntry>, Error> {
-    let catalog =
-        eventstore::load_catalog(&ctx.store, &ctx.tenant, application)?.ok_or_else(|| {
-            Error::not_found(format!("there is no application named {application:?}"))
-        })?;
-    Ok(catalog
-        .entries
-        .into_iter()
-        .map(|entry| CatalogEntry {
-            name: entry.name,
-            version: entry.version,
-            payload_schema: entry.payload_schema,
-        })
-        .collect())
+/// An application and its catalog, as the validator takes it.
+struct Application {
+    id: AppId,
+    name: String,
+    entries: Vec<CatalogEntry>,
 }
 
-/// Stores one validated event of `application`.
-fn store(ctx: &Context, event: Event, type_version: Option<String>) -> Result<Stored, Error> {
-    let catalog = eventstore::load_catalog(&ctx.store, &ctx.tenant, &ctx.publisher.app)?
-        .ok_or_else(|| Error::not_found("the application was deleted"))?;
+/// The application named `name`; 404 if there is none.
+fn application(ctx: &Context, name: &str) -> Result<Application, Error> {
+    let catalog = eventstore::load_catalog(&ctx.store, &ctx.tenant, name)?
+        .ok_or_else(|| Error::not_found(format!("there is no application named {name:?}")))?;
+    Ok(Application {
+        id: catalog.app_id,
+        name: catalog.app_name,
+        entries: catalog
+            .entries
+            .into_iter()
+            .map(|entry| CatalogEntry {
+                name: entry.name,
+                version: entry.version,
+                payload_schema: entry.payload_schema,
+            })
+            .collect(),
+    })
+}
+
+/// Stores one validated event of `app`.
+fn store(
+    ctx: &Context,
+    app: &Application,
+    event: Event,
+    type_version: Option<String>,
+) -> Result<Stored, Error> {
     let data = match event.data {
         EventData::None => eventstore::EventData::None,
         EventData::Json(value) => eventstore::EventData::Json(value),
@@ -162,8 +174,8 @@ fn store(ctx: &Context, event: Event, type_version: Option<String>) -> Result<St
         EventData::Binary(bytes) => eventstore::EventData::Binary(bytes),
     };
     let new = NewEvent {
-        application: catalog.app_name,
-        app_id: catalog.app_id,
+        application: app.name.clone(),
+        app_id: app.id.clone(),
         source: event.source,
         event_id: event.id,
         type_name: event.event_type,
@@ -234,8 +246,8 @@ async fn publish_cloudevents(request: IncomingRequest) -> Result<Response, Failu
     for event in &events {
         token::authorize_source(&ctx.publisher, &event.source)?;
     }
-    let entries = catalog_of(&ctx, &ctx.publisher.app)?;
-    let mut validator = Catalog::new(&entries);
+    let app = application(&ctx, &ctx.publisher.app)?;
+    let mut validator = Catalog::new(&app.entries);
     match mode {
         ContentMode::Batch => {
             validator.validate_batch(&events)?;
@@ -248,7 +260,7 @@ async fn publish_cloudevents(request: IncomingRequest) -> Result<Response, Failu
     }
     let mut results = Vec::with_capacity(events.len());
     for event in events {
-        results.push(accepted(&store(&ctx, event, None)?));
+        results.push(accepted(&store(&ctx, &app, event, None)?));
     }
     let body = match mode {
         ContentMode::Batch => json!({ "events": results }),
@@ -296,9 +308,9 @@ async fn publish_legacy(
     let body = read_body(request, limit).await?;
     let parsed = legacy::parse(&body).map_err(LegacyFailure::Kyma)?;
     let event = parsed.to_event(application);
-    let entries = catalog_of(&ctx, application)?;
-    Catalog::new(&entries).validate(&event, Some(&parsed.event_type_version))?;
-    let stored = store(&ctx, event, Some(parsed.event_type_version.clone()))?;
+    let app = self::application(&ctx, application)?;
+    Catalog::new(&app.entries).validate(&event, Some(&parsed.event_type_version))?;
+    let stored = store(&ctx, &app, event, Some(parsed.event_type_version.clone()))?;
     let answer = if stored.duplicate {
         LegacyResponse::duplicate(&parsed.event_id)
     } else {
@@ -313,7 +325,7 @@ pub async fn subscribed(request: IncomingRequest, application: &str) -> Response
     let result = async {
         let ctx = context(&request).await?;
         token::authorize(&ctx.publisher, SCOPE_PUBLISH, application)?;
-        catalog_of(&ctx, application)?;
+        self::application(&ctx, application)?;
         Ok::<_, Failure>(json_response(200, &json!({ "eventsInfo": [] })))
     };
     match result.await {
