@@ -229,6 +229,16 @@ async fn publish_cloudevents(request: IncomingRequest) -> Result<Response, Failu
             )
         })
         .collect();
+    if mode == ContentMode::Binary && !headers.iter().any(|(name, _)| name.starts_with("ce-")) {
+        // Neither a CloudEvents media type nor binary-mode attributes: the wrong content type.
+        return Err(Error::unsupported_media_type(format!(
+            "Content-Type {:?} with no ce-* headers is not a CloudEvent: use \
+             application/cloudevents+json, application/cloudevents-batch+json, or binary mode \
+             with ce-specversion, ce-id, ce-source and ce-type headers",
+            content_type.as_deref().unwrap_or("")
+        ))
+        .into());
+    }
     let body = read_body(request, usize::try_from(limit).unwrap_or(usize::MAX)).await?;
     let events = match mode {
         ContentMode::Binary => vec![cloudevents::from_binary(
