@@ -5,13 +5,18 @@
 //! [`JWKS_TTL_SECONDS`]; a token whose `kid` is not in the cached set makes the gateway fetch
 //! the set again (at most once per [`JWKS_MIN_REFRESH_SECONDS`]), so a rotated key is picked up
 //! at once.
+//!
+//! A token that verified is remembered in the store under a hash of the whole token until it
+//! expires ([`VerifiedToken`]): its next uses cost a read instead of a signature check, and stop
+//! working as soon as its key leaves the issuer's key set.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use eventplane_core::{Error, KvStore, KvStoreExt, StoreError, TenantId, keys};
 use eventplane_events::signing;
 use eventplane_events::token::{
-    AuthError, Jwks, Publisher, TrustedIssuer, Verifier, bearer_token, unverified_issuer,
+    AuthError, Jwks, Publisher, TrustedIssuer, VerifiedToken, Verifier, bearer_token,
+    unverified_issuer,
 };
 use eventplane_spin::client;
 use eventplane_spin::timer::timeout;
@@ -89,13 +94,20 @@ pub async fn authenticate(
     let publisher = match external {
         None => {
             let keys = signing::public_keys(store, &config.token_signing_key, &sleep)?;
-            Verifier::new(vec![TrustedIssuer::ours(
-                config.our_issuer(),
-                config.our_audience(),
-                keys,
-                None,
-            )])
-            .verify(token, now)?
+            match recall(store, token, &keys, now)? {
+                Some(publisher) => publisher,
+                None => {
+                    let publisher = Verifier::new(vec![TrustedIssuer::ours(
+                        config.our_issuer(),
+                        config.our_audience(),
+                        keys,
+                        None,
+                    )])
+                    .verify(token, now)?;
+                    remember(store, token, &publisher);
+                    publisher
+                }
+            }
         }
         Some(oidc) => verify_external(store, oidc, token, now).await?,
     };
@@ -131,14 +143,45 @@ async fn verify_external(
         }
         _ => (fetch_jwks(store, &oidc.jwks_url, now).await?, now),
     };
-    match trusted(keys).verify(token, now) {
+    if let Some(publisher) = recall(store, token, &keys, now)? {
+        return Ok(publisher);
+    }
+    let publisher = match trusted(keys).verify(token, now) {
         Err(AuthError::UnknownKey { .. })
             if now >= fetched_at.saturating_add(JWKS_MIN_REFRESH_SECONDS) =>
         {
             let keys = fetch_jwks(store, &oidc.jwks_url, now).await?;
-            Ok(trusted(keys).verify(token, now)?)
+            trusted(keys).verify(token, now)?
         }
-        other => Ok(other?),
+        other => other?,
+    };
+    remember(store, token, &publisher);
+    Ok(publisher)
+}
+
+fn verified_key(token: &str) -> eventplane_core::Key {
+    keys::system(keys::VERIFIED_TOKENS, &VerifiedToken::cache_name(token))
+}
+
+/// The publisher of a token verified before, if it is still good and its key still trusted.
+fn recall(
+    store: &dyn KvStore,
+    token: &str,
+    keys: &Jwks,
+    now: u64,
+) -> Result<Option<Publisher>, AuthFailure> {
+    let Some(verified) = store.get_json::<VerifiedToken>(&verified_key(token))? else {
+        return Ok(None);
+    };
+    Ok(verified.recall(keys, now)?)
+}
+
+/// Remembers a verified token (a lost write only costs a verification next time).
+fn remember(store: &dyn KvStore, token: &str, publisher: &Publisher) {
+    if let Some(verified) = VerifiedToken::remember(token, publisher.clone())
+        && let Err(e) = store.set_json(&verified_key(token), &verified)
+    {
+        eprintln!("gateway: cannot remember a verified token: {e}");
     }
 }
 

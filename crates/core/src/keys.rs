@@ -12,7 +12,7 @@
 //! | `t/<tenant>/seed/<index>` | a counter electing the one writer that creates a tenant-wide index |
 //! | `t/<tenant>/due-seed/<kind>/<minute>` | a counter electing the one writer that creates a due index |
 //! | `t/<tenant>/n/<counter>` | a tenant-wide counter (read it with `increment(key, 0)`) |
-//! | `sys/<kind>/<name>` | a system record shared by all tenants (the token signing key, cached JWKS of external issuers) |
+//! | `sys/<kind>/<name>` | a system record shared by all tenants (the token signing key, cached JWKS of external issuers, verified tokens) |
 //!
 //! The registry's records and indexes, built with the constants below:
 //!
@@ -40,9 +40,9 @@
 //! | `t/<tenant>/r/evt/<event id>` | an accepted event (JSON) |
 //! | `t/<tenant>/n/event-seq` | the counter handing out acceptance sequence numbers |
 //! | `t/<tenant>/r/event-by-seq/<sequence>` | the id of the event accepted with that sequence |
-//! | `t/<tenant>/due/event-pending/<minute>` | ids of events accepted in that minute, not yet taken by the dispatcher |
-//! | `t/<tenant>/due-cursor/event-pending` | the first minute of the pending queue not known to be empty |
-//! | `t/<tenant>/due-seed/event-pending/<minute>` | the election of the writer creating that minute's index |
+//! | `t/<tenant>/due/event-pending/<bucket>` | ids of accepted events not yet taken by the dispatcher, bucketed by sequence number (32 per bucket) |
+//! | `t/<tenant>/due-cursor/event-pending` | the first bucket of the pending queue not known to be empty |
+//! | `t/<tenant>/due-seed/event-pending/<bucket>` | the election of the writer creating that bucket's index |
 //!
 //! Tenants, kinds and ids are validated types that cannot contain `/`; free-form text (an id
 //! given as `&str`, an owner) is escaped (`%` → `%25`, `/` → `%2F`), so no input can add a
@@ -174,6 +174,10 @@ pub const SIGNING_KEYS: Kind = Kind::new("signing-key");
 /// System records, per JWKS URL (a hash of it): the cached key set of an external OpenID
 /// Connect issuer, with when it was fetched.
 pub const OIDC_JWKS: Kind = Kind::new("oidc-jwks");
+
+/// System records, per access token (a SHA-256 of it): a token that verified, with its
+/// publisher, key and expiry, so that its next uses need no signature check.
+pub const VERIFIED_TOKENS: Kind = Kind::new("verified-token");
 
 /// System records: a counter electing the one instance that generates a missing signing key.
 pub const SIGNING_KEY_CLAIMS: Kind = Kind::new("signing-key-claim");

@@ -252,8 +252,20 @@ fn data_instance(data: &EventData) -> Option<std::borrow::Cow<'_, Value>> {
 }
 
 /// Compiles a schema, or says why it cannot be.
+///
+/// AsyncAPI's Schema Object is a superset of JSON Schema Draft 7, so payload schemas are read as
+/// Draft 7 unless they name another draft in `$schema`. Naming the draft also keeps compiling
+/// cheap: working out a draft, and checking the schema against the newest meta-schema, costs
+/// more than the validation itself, and a Spin instance compiles afresh on every request.
 fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
-    jsonschema::validator_for(schema)
+    let declared = schema.get("$schema").is_some();
+    let options = if declared {
+        jsonschema::options()
+    } else {
+        jsonschema::options().with_draft(jsonschema::Draft::Draft7)
+    };
+    options
+        .build(schema)
         .map_err(|err| format!("the payload schema is unusable: {err}"))
 }
 

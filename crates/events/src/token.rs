@@ -506,7 +506,7 @@ impl TrustedIssuer {
 }
 
 /// Who a verified token says is publishing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Publisher {
     /// The `tenant` claim, or the issuer's default tenant.
     pub tenant: Option<String>,
@@ -670,6 +670,49 @@ fn split(token: &str) -> Result<(JsonObject, JsonObject), AuthError> {
 pub fn unverified_issuer(token: &str) -> Option<String> {
     let (_, claims) = split(token).ok()?;
     claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+/// A verification remembered, so that the next request with the same token needs no signature
+/// check (an ECDSA or RSA verification costs milliseconds in WebAssembly; a store read costs
+/// microseconds). Only a token that verified is remembered, under a hash of the whole token
+/// ([`VerifiedToken::cache_name`]), so a changed token never matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedToken {
+    /// Who the token says is publishing.
+    pub publisher: Publisher,
+    /// The key that signed it.
+    pub kid: String,
+    /// Its `exp` (Unix seconds).
+    pub exp: u64,
+}
+
+impl VerifiedToken {
+    /// The record of `token`, which [`Verifier::verify`] just accepted as `publisher`.
+    pub fn remember(token: &str, publisher: Publisher) -> Option<Self> {
+        let (header, claims) = split(token).ok()?;
+        let kid = header.get("kid")?.as_str()?.to_owned();
+        let exp = claims.get("exp")?.as_f64()?;
+        Some(Self {
+            publisher,
+            kid,
+            exp: exp.max(0.0) as u64,
+        })
+    }
+
+    /// The name to remember `token` under: SHA-256 of the whole token, hex.
+    pub fn cache_name(token: &str) -> String {
+        hex::encode(Sha256::digest(token.as_bytes()))
+    }
+
+    /// The publisher, if the remembered token is still good at `now` and its key is still one
+    /// of `keys` (a key removed from the set takes its tokens with it). `Err(Expired)` once it
+    /// has expired; `Ok(None)` when its key is gone (verify it afresh).
+    pub fn recall(&self, keys: &Jwks, now: u64) -> Result<Option<Publisher>, AuthError> {
+        if now > self.exp.saturating_add(LEEWAY_SECONDS) {
+            return Err(AuthError::Expired);
+        }
+        Ok(keys.find(&self.kid).map(|_| self.publisher.clone()))
+    }
 }
 
 /// A NumericDate claim (RFC 7519 §2: seconds, possibly fractional).

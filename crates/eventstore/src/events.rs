@@ -18,13 +18,14 @@
 //!    caller would "win".)
 //! 2. `n == 1`, the owner: takes a sequence number (`increment` of the tenant's counter), records
 //!    `sequence → id`, writes the record with `queued: false`, adds the id to the pending queue
-//!    (bucket of its acceptance minute), then marks the record `queued: true` (by
+//!    (the bucket of its sequence number), then marks the record `queued: true` (by
 //!    compare-and-swap against the record it wrote).
 //! 3. `n > 1`, a duplicate: reads the record, polling for a bounded time ([`Patience`], about
 //!    a second by default) while the owner writes it.
 //!    - present and queued: the event is safe; answer "duplicate" with the stored record;
 //!    - present, not queued: the owner died (or is still working) between writing and queuing;
-//!      add it to the queue (idempotent: same id, same bucket, a set) and mark it queued, then
+//!      add it to the queue (idempotent: same id, same sequence, same bucket, a set) and mark it
+//!      queued, then
 //!      answer "duplicate";
 //!    - still absent: the owner died before writing (or its store call failed and it answered
 //!      5xx). Take over: do step 2 ourselves.
@@ -40,7 +41,7 @@
 //! merely slow (stalled more than the patience between its claim and its write), both write the
 //! record. They write the same key, so there is still one record (the last write wins; it may
 //! carry the other writer's `received_at` and `sequence`), and each queues the same id, in the
-//! same bucket unless their clocks fell in different minutes. Replay ([`events_since`]) skips a
+//! bucket of its own sequence number (so possibly twice; delivery is at least once anyway). Replay ([`events_since`]) skips a
 //! `sequence → id` entry whose record carries another sequence, so replay still yields the
 //! event once. All waiting duplicates may take over at once; the same reasoning holds.
 //!
@@ -168,7 +169,7 @@ pub(crate) fn enqueue(
         store,
         tenant,
         PENDING_EVENTS,
-        bucket_of(event.received_at),
+        bucket_of(event.sequence),
         event.id.as_str(),
         patience,
     )?;
@@ -182,9 +183,28 @@ pub(crate) fn enqueue(
     })
 }
 
-/// The minute bucket of a Unix-milliseconds instant.
-fn bucket_of(unix_ms: u64) -> DueBucket {
-    DueBucket::containing(unix_ms / 1000)
+/// How many consecutive sequence numbers share one bucket of the pending queue. Buckets are
+/// small so that adding to one stays cheap however fast events arrive (a bucket is one set,
+/// rewritten on every add), and writers of different buckets never contend.
+pub const PENDING_BUCKET_EVENTS: u64 = 32;
+
+/// How many buckets past the current one the queue is read: a writer whose bucket's elected
+/// creator died files its event a bucket or more further on (see `due::add`).
+const SCAN_AHEAD: u64 = 3;
+
+/// The pending-queue bucket of a sequence number.
+pub fn bucket_of(sequence: u64) -> DueBucket {
+    DueBucket::from_minute(sequence / PENDING_BUCKET_EVENTS)
+}
+
+/// The last bucket the queue is read up to: the current sequence's bucket, plus
+/// [`SCAN_AHEAD`].
+fn scan_limit(store: &dyn KvStore, tenant: &TenantId) -> Result<DueBucket, Error> {
+    let last = store.increment(&keys::counter(tenant, EVENT_SEQUENCE), 0)?;
+    let last = u64::try_from(last).unwrap_or(0);
+    Ok(DueBucket::from_minute(
+        bucket_of(last).minute().saturating_add(SCAN_AHEAD),
+    ))
 }
 
 /// The stored event `id` of `tenant`, if any.
@@ -201,24 +221,24 @@ pub fn get_event(
 pub struct PendingEntry {
     /// The event.
     pub event_id: EventId,
-    /// The minute bucket it is filed under (pass the entry back to [`ack`]).
+    /// The bucket it is filed under (its sequence / [`PENDING_BUCKET_EVENTS`]; pass the entry
+    /// back to [`ack`]).
     pub bucket: DueBucket,
 }
 
-/// Up to `limit` (1..=1000) events waiting on `tenant`'s pending queue, accepted up to `now_ms`,
-/// oldest minute first; found without scanning the store. Entries stay until [`ack`]ed, so a
-/// dispatcher that dies before acking sees them again.
+/// Up to `limit` (1..=1000) events waiting on `tenant`'s pending queue, oldest bucket (lowest
+/// sequence numbers) first; found without scanning the store. Entries stay until [`ack`]ed, so
+/// a dispatcher that dies before acking sees them again.
 pub fn pending(
     store: &dyn KvStore,
     tenant: &TenantId,
-    now_ms: u64,
     limit: usize,
 ) -> Result<Vec<PendingEntry>, Error> {
     let items = due::scan(
         store,
         tenant,
         PENDING_EVENTS,
-        bucket_of(now_ms),
+        scan_limit(store, tenant)?,
         limit.min(MAX_INDEX_PAGE),
     )?;
     items
@@ -238,19 +258,20 @@ pub fn pending(
         .collect()
 }
 
-/// Takes `entry` off the pending queue (and moves the queue's cursor past empty minutes before
-/// `now_ms`). Returns whether it was there.
-pub fn ack(
-    store: &dyn KvStore,
-    tenant: &TenantId,
-    entry: &PendingEntry,
-    now_ms: u64,
-) -> Result<bool, Error> {
+/// Takes `entry` off the pending queue (and moves the queue's cursor past empty buckets).
+/// Returns whether it was there.
+pub fn ack(store: &dyn KvStore, tenant: &TenantId, entry: &PendingEntry) -> Result<bool, Error> {
     let item = DueItem {
         bucket: entry.bucket,
         member: entry.event_id.to_string(),
     };
-    due::remove(store, tenant, PENDING_EVENTS, &item, bucket_of(now_ms))
+    due::remove(
+        store,
+        tenant,
+        PENDING_EVENTS,
+        &item,
+        scan_limit(store, tenant)?,
+    )
 }
 
 /// A page of events in acceptance order.

@@ -5,9 +5,11 @@
 //! - [`store_event`]: an accepted event stored durably and idempotently per `source` and
 //!   publisher id, with a per-tenant acceptance sequence, and put on the pending queue (see the
 //!   [`events`] module for the algorithm and why it is safe on Spin's SQLite store);
-//! - [`pending`] / [`ack`]: the pending queue the dispatcher drains, found without scanning;
+//! - [`pending`] / [`ack`]: the pending queue the dispatcher drains, found without scanning
+//!   (bucketed by sequence number, [`PENDING_BUCKET_EVENTS`] events per bucket);
 //! - [`get_event`], [`events_since`]: reading events back, by id and in acceptance order;
-//! - [`due`]: the minute-bucketed due queues the pending queue is built on.
+//! - [`due`]: bucketed due queues (minutes, or any increasing bucket number) the pending queue
+//!   is built on.
 //!
 //! The key layout is documented in `eventplane_core::keys`.
 //!
@@ -38,11 +40,11 @@
 //! assert!(!first.duplicate && again.duplicate);
 //! assert_eq!(again.event, first.event);
 //!
-//! let queue = pending(&store, &tenant, now_ms, 10)?;
+//! let queue = pending(&store, &tenant, 10)?;
 //! assert_eq!(queue.len(), 1);
 //! assert_eq!(queue[0].event_id, first.event.id);
-//! assert!(ack(&store, &tenant, &queue[0], now_ms)?);
-//! assert!(pending(&store, &tenant, now_ms, 10)?.is_empty());
+//! assert!(ack(&store, &tenant, &queue[0])?);
+//! assert!(pending(&store, &tenant, 10)?.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
@@ -57,8 +59,8 @@ pub mod events;
 pub use catalog::{AppCatalog, CatalogEntry, load_catalog};
 pub use event::{EventData, NewEvent, StoredEvent};
 pub use events::{
-    EventPage, MAX_SEQUENCES_PER_CALL, PendingEntry, Stored, ack, events_since, get_event, pending,
-    store_event, store_event_with,
+    EventPage, MAX_SEQUENCES_PER_CALL, PENDING_BUCKET_EVENTS, PendingEntry, Stored, ack,
+    events_since, get_event, pending, store_event, store_event_with,
 };
 
 /// How long to wait for another instance's write that should appear shortly (a concurrent
