@@ -11,7 +11,7 @@ use eventplane_events::legacy::{self, LegacyError, LegacyResponse};
 use eventplane_events::token::{self, AuthError, Publisher, SCOPE_PUBLISH};
 use eventplane_events::{CatalogEntry, CatalogError, EventData, limits};
 use eventplane_eventstore::{self as eventstore, NewEvent, Stored};
-use eventplane_spin::request::{header, read_body};
+use eventplane_spin::request::{header, headers, read_body};
 use eventplane_spin::{SpinStore, error_response, json_response};
 use serde_json::{Value, json};
 use spin_sdk::http::{IncomingRequest, Response};
@@ -218,17 +218,7 @@ async fn publish_cloudevents(request: IncomingRequest) -> Result<Response, Failu
         ContentMode::Batch => limits::max_batch_body_bytes(ctx.config.max_event_bytes),
         _ => ctx.config.max_event_bytes,
     };
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(name, value)| {
-            (
-                name.to_ascii_lowercase(),
-                String::from_utf8_lossy(&value).into_owned(),
-            )
-        })
-        .collect();
+    let headers = headers(&request);
     if mode == ContentMode::Binary && !headers.iter().any(|(name, _)| name.starts_with("ce-")) {
         // Neither a CloudEvents media type nor binary-mode attributes: the wrong content type.
         return Err(Error::unsupported_media_type(format!(

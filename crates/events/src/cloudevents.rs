@@ -613,24 +613,7 @@ fn take_required(
     field: &dyn Fn(&str) -> String,
     problems: &mut Vec<FieldError>,
 ) -> Option<String> {
-    match attributes.remove(attribute) {
-        None => {
-            problems.push(FieldError::new(field(attribute), "is required"));
-            None
-        }
-        Some(Value::String(text)) if text.is_empty() => {
-            problems.push(FieldError::new(
-                field(attribute),
-                "must be a non-empty string",
-            ));
-            None
-        }
-        Some(Value::String(text)) => Some(text),
-        Some(_) => {
-            problems.push(FieldError::new(field(attribute), "must be a string"));
-            None
-        }
-    }
+    take_string(attributes, attribute, true, field, problems)
 }
 
 /// Takes an optional string attribute out of `attributes`.
@@ -640,21 +623,28 @@ fn take_optional(
     field: &dyn Fn(&str) -> String,
     problems: &mut Vec<FieldError>,
 ) -> Option<String> {
-    match attributes.remove(attribute) {
-        None => None,
-        Some(Value::String(text)) if text.is_empty() => {
-            problems.push(FieldError::new(
-                field(attribute),
-                "must be a non-empty string when present",
-            ));
-            None
-        }
-        Some(Value::String(text)) => Some(text),
-        Some(_) => {
-            problems.push(FieldError::new(field(attribute), "must be a string"));
-            None
-        }
-    }
+    take_string(attributes, attribute, false, field, problems)
+}
+
+/// Takes a string attribute out of `attributes`: it must be a non-empty string, and present if
+/// `required`. Problems are added to `problems`.
+fn take_string(
+    attributes: &mut Map<String, Value>,
+    attribute: &str,
+    required: bool,
+    field: &dyn Fn(&str) -> String,
+    problems: &mut Vec<FieldError>,
+) -> Option<String> {
+    let problem = match attributes.remove(attribute) {
+        Some(Value::String(text)) if !text.is_empty() => return Some(text),
+        None if !required => return None,
+        None => "is required",
+        Some(Value::String(_)) if required => "must be a non-empty string",
+        Some(Value::String(_)) => "must be a non-empty string when present",
+        Some(_) => "must be a string",
+    };
+    problems.push(FieldError::new(field(attribute), problem));
+    None
 }
 
 /// Validates the attributes (without `data`/`data_base64`) and builds the event.

@@ -90,17 +90,7 @@ pub async fn send(
         .await
         .map_err(|e| send_error(url, e))?;
     let status = response.status();
-    let headers = response
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(name, value)| {
-            (
-                name.to_ascii_lowercase(),
-                String::from_utf8_lossy(&value).into_owned(),
-            )
-        })
-        .collect();
+    let headers = crate::request::header_pairs(response.headers().entries());
     let mut stream = response.take_body_stream();
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {

@@ -15,6 +15,24 @@ pub fn header(request: &IncomingRequest, name: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
+/// Header fields as `(lower-case name, value)` pairs, in order (invalid UTF-8 replaced).
+pub fn header_pairs(entries: Vec<(String, Vec<u8>)>) -> Vec<(String, String)> {
+    entries
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                name.to_ascii_lowercase(),
+                String::from_utf8_lossy(&value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// All headers of the request, as [`header_pairs`].
+pub fn headers(request: &IncomingRequest) -> Vec<(String, String)> {
+    header_pairs(request.headers().entries())
+}
+
 /// Reads the body, refusing it (413, naming the limit) past `limit` bytes without reading
 /// the rest.
 pub async fn read_body(request: IncomingRequest, limit: usize) -> Result<Vec<u8>, Error> {
