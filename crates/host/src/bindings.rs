@@ -6,7 +6,7 @@
 wasmtime::component::bindgen!({
     path: "../../wit",
     world: "eventplane:host/spin-platform",
-    imports: { default: trappable },
+    imports: { default: async | trappable },
     with: {
         "fermyon:spin/key-value.store": crate::key_value::StoreHandle,
         "wasi:keyvalue/store.bucket": crate::wasi_keyvalue::BucketHandle,

@@ -36,6 +36,11 @@ pub fn new_engine() -> anyhow::Result<Engine> {
         .async_stack_keep_resident(64 << 10)
         .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = Config::new();
+    // `EVENTPLANE_PROFILE=perfmap` writes /tmp/perf-<pid>.map, so that `perf` names guest
+    // functions (of components built with their name section).
+    if std::env::var("EVENTPLANE_PROFILE").as_deref() == Ok("perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     // Memories are reserved at their maximum size so they never move; a smaller reservation
     // keeps 1000 slots within a normal virtual address space.

@@ -23,7 +23,10 @@ impl HostState {
 impl key_value::Host for HostState {}
 
 impl key_value::HostStore for HostState {
-    fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<StoreHandle>, Error>> {
+    async fn open(
+        &mut self,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<StoreHandle>, Error>> {
         // Spin answers access-denied for any label the component was not granted, whether or
         // not such a store exists; only granted labels are ever checked for existence.
         if !self.component.key_value_stores.contains(&label) {
@@ -36,7 +39,7 @@ impl key_value::HostStore for HostState {
         Ok(Ok(self.table.push(StoreHandle { label })?))
     }
 
-    fn get(
+    async fn get(
         &mut self,
         store: Resource<StoreHandle>,
         key: String,
@@ -45,26 +48,26 @@ impl key_value::HostStore for HostState {
         Ok(self.kv.get(&label, &key).map_err(other))
     }
 
-    fn set(
+    async fn set(
         &mut self,
         store: Resource<StoreHandle>,
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let label = self.store_label(&store)?;
-        Ok(self.kv.set(&label, &key, &value).map_err(other))
+        Ok(self.kv.set(&label, &key, value).await.map_err(other))
     }
 
-    fn delete(
+    async fn delete(
         &mut self,
         store: Resource<StoreHandle>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         let label = self.store_label(&store)?;
-        Ok(self.kv.delete(&label, &key).map_err(other))
+        Ok(self.kv.delete(&label, &key).await.map_err(other))
     }
 
-    fn exists(
+    async fn exists(
         &mut self,
         store: Resource<StoreHandle>,
         key: String,
@@ -73,7 +76,7 @@ impl key_value::HostStore for HostState {
         Ok(self.kv.exists(&label, &key).map_err(other))
     }
 
-    fn get_keys(
+    async fn get_keys(
         &mut self,
         store: Resource<StoreHandle>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
@@ -81,7 +84,7 @@ impl key_value::HostStore for HostState {
         Ok(self.kv.keys(&label).map_err(other))
     }
 
-    fn drop(&mut self, store: Resource<StoreHandle>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, store: Resource<StoreHandle>) -> wasmtime::Result<()> {
         self.table.delete(store)?;
         self.open_stores = self.open_stores.saturating_sub(1);
         Ok(())

@@ -4,19 +4,39 @@
 //! in `<state-dir>/sqlite_key_value.db`. Using the same file and schema means a state directory
 //! written by `eventplane up` can be read by `spin up`, and the reverse.
 //!
-//! One connection behind a mutex serialises every operation, which is what makes
-//! compare-and-swap and increment atomic across concurrent requests.
+//! ## Writes: one writer thread, group commit
+//!
+//! Every write (set, delete, the batch writes, increment, compare-and-swap) is sent to one
+//! writer thread that owns the only writing connection. The thread takes every write that is
+//! waiting, applies them in order inside one transaction and commits once, with
+//! `synchronous = FULL`: one `fsync` covers the whole group, and no write is answered before
+//! the commit that holds it is on disk. Because one thread applies writes one after another,
+//! compare-and-swap and increment are atomic across concurrent requests, as on Spin. A write
+//! that fails on its own (an increment of a non-integer) changes nothing and fails alone; if
+//! the commit itself fails, every write of the group fails and none is kept.
+//!
+//! ## Reads: their own connections
+//!
+//! Reads use a small pool of read connections. The database is in WAL mode, so a read never
+//! waits for the writer and sees every write that was answered before it started.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
 
 /// The file name Spin uses for its default key-value store.
 pub const DB_FILE_NAME: &str = "sqlite_key_value.db";
 
+/// The most writes committed together; a longer queue is committed in several groups.
+pub const MAX_WRITES_PER_COMMIT: usize = 512;
+
+/// The most idle read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 16;
+
 /// An error from the SQLite store, reported to guests as `other(<message>)`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct KvError(String);
 
@@ -29,89 +49,171 @@ impl From<rusqlite::Error> for KvError {
 /// Result of the key-value operations.
 pub type KvResult<T> = Result<T, KvError>;
 
-/// The application's key-value data: all stores, one SQLite connection.
+const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value";
+const SELECT_VALUE: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
+const DELETE: &str = "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2";
+
+/// One write, as the writer thread applies it.
+enum Write {
+    Set {
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
+    SetMany {
+        entries: Vec<(String, Vec<u8>)>,
+    },
+    DeleteMany {
+        keys: Vec<String>,
+    },
+    Increment {
+        key: String,
+        delta: i64,
+    },
+    CompareAndSwap {
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    },
+}
+
+/// What a write answers: increments their new value, compare-and-swaps whether they swapped.
+enum Written {
+    Done,
+    Counter(i64),
+    Swapped(bool),
+}
+
+/// A write waiting for the writer thread, with where to send its outcome.
+struct Job {
+    store: String,
+    write: Write,
+    reply: oneshot::Sender<KvResult<Written>>,
+}
+
+/// The application's key-value data: all stores in one SQLite file.
 pub struct SqliteKv {
-    conn: Mutex<Connection>,
+    path: PathBuf,
+    writer: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    readers: Mutex<Vec<Connection>>,
+    /// Keeps a test database's directory alive as long as the store.
+    #[cfg(test)]
+    _temp: Option<tempfile::TempDir>,
+}
+
+fn writer_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    // WAL keeps readers and the writer out of each other's way; FULL sync keeps every
+    // acknowledged write on disk, so a request that got its 2xx survives a crash.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS spin_key_value (
+            store TEXT NOT NULL,
+            key   TEXT NOT NULL,
+            value BLOB NOT NULL,
+            PRIMARY KEY (store, key)
+        )",
+        [],
+    )?;
+    Ok(conn)
+}
+
+fn read_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
 }
 
 impl SqliteKv {
-    /// Opens (creating if needed) the database file inside `state_dir`.
+    /// Opens (creating if needed) the database file inside `state_dir`, and starts its writer.
     pub fn open_in(state_dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(state_dir).map_err(|e| {
             anyhow::anyhow!("cannot create state directory {}: {e}", state_dir.display())
         })?;
         let path = state_dir.join(DB_FILE_NAME);
-        let conn = Connection::open(&path)
+        let conn = writer_connection(&path)
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-        Self::init(conn)
-    }
-
-    /// An in-memory database, for tests.
-    #[cfg(test)]
-    pub fn in_memory() -> anyhow::Result<Self> {
-        Self::init(Connection::open_in_memory()?)
-    }
-
-    fn init(conn: Connection) -> anyhow::Result<Self> {
-        // WAL keeps readers and the writer out of each other's way; FULL sync keeps every
-        // acknowledged write on disk, so a request that got its 2xx survives a crash.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS spin_key_value (
-                store TEXT NOT NULL,
-                key   TEXT NOT NULL,
-                value BLOB NOT NULL,
-                PRIMARY KEY (store, key)
-            )",
-            [],
-        )?;
+        let (sender, receiver) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("kv-writer".into())
+            .spawn(move || write_loop(conn, &receiver))?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            path,
+            writer: Some(sender),
+            thread: Some(thread),
+            readers: Mutex::new(Vec::new()),
+            #[cfg(test)]
+            _temp: None,
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> KvResult<T> {
-        // A poisoned lock only means another request panicked mid-call; SQLite itself
-        // rolled back whatever that call did, so the connection is still consistent.
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(KvError::from)
+    /// A database in a temporary directory removed with the store, for tests.
+    #[cfg(test)]
+    pub fn in_memory() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut kv = Self::open_in(dir.path())?;
+        kv._temp = Some(dir);
+        Ok(kv)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> KvResult<T> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => read_connection(&self.path)?,
+        };
+        let result = f(&conn).map_err(KvError::from);
+        let mut idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    async fn write(&self, store: &str, write: Write) -> KvResult<Written> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            store: store.to_owned(),
+            write,
+            reply,
+        };
+        let sent = self.writer.as_ref().is_some_and(|w| w.send(job).is_ok());
+        if !sent {
+            return Err(KvError("the key-value store is shut down".into()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(KvError("the key-value writer stopped".into())))
     }
 
     /// The value of `key` in `store`, if any.
     pub fn get(&self, store: &str, key: &str) -> KvResult<Option<Vec<u8>>> {
-        self.with(|c| {
-            c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+        self.read(|c| {
+            c.prepare_cached(SELECT_VALUE)?
                 .query_row(params![store, key], |r| r.get(0))
                 .optional()
         })
     }
 
-    /// Sets `key` to `value`, replacing any previous value.
-    pub fn set(&self, store: &str, key: &str, value: &[u8]) -> KvResult<()> {
-        self.with(|c| {
-            c.prepare_cached(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute(params![store, key, value])
-            .map(drop)
-        })
-    }
-
-    /// Deletes `key`; deleting a missing key is not an error.
-    pub fn delete(&self, store: &str, key: &str) -> KvResult<()> {
-        self.with(|c| {
-            c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .execute(params![store, key])
-                .map(drop)
-        })
-    }
-
     /// Whether `key` has a value.
     pub fn exists(&self, store: &str, key: &str) -> KvResult<bool> {
-        self.with(|c| {
+        self.read(|c| {
             c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                 .exists(params![store, key])
         })
@@ -119,55 +221,162 @@ impl SqliteKv {
 
     /// Every key of `store`, in key order.
     pub fn keys(&self, store: &str) -> KvResult<Vec<String>> {
-        self.with(|c| {
+        self.read(|c| {
             c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?
                 .query_map(params![store], |r| r.get(0))?
                 .collect()
         })
     }
 
-    /// Sets several keys in one transaction.
-    pub fn set_many(&self, store: &str, entries: &[(String, Vec<u8>)]) -> KvResult<()> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-                )?;
-                for (key, value) in entries {
-                    stmt.execute(params![store, key, value])?;
-                }
-            }
-            tx.commit()
-        })
+    /// Sets `key` to `value`, replacing any previous value.
+    pub async fn set(&self, store: &str, key: &str, value: Vec<u8>) -> KvResult<()> {
+        let key = key.to_owned();
+        self.write(store, Write::Set { key, value }).await.map(drop)
     }
 
-    /// Deletes several keys in one transaction.
-    pub fn delete_many(&self, store: &str, keys: &[String]) -> KvResult<()> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            {
-                let mut stmt =
-                    tx.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
-                for key in keys {
-                    stmt.execute(params![store, key])?;
-                }
-            }
-            tx.commit()
-        })
+    /// Deletes `key`; deleting a missing key is not an error.
+    pub async fn delete(&self, store: &str, key: &str) -> KvResult<()> {
+        let key = key.to_owned();
+        self.write(store, Write::Delete { key }).await.map(drop)
+    }
+
+    /// Sets several keys, all or none.
+    pub async fn set_many(&self, store: &str, entries: Vec<(String, Vec<u8>)>) -> KvResult<()> {
+        self.write(store, Write::SetMany { entries })
+            .await
+            .map(drop)
+    }
+
+    /// Deletes several keys, all or none.
+    pub async fn delete_many(&self, store: &str, keys: Vec<String>) -> KvResult<()> {
+        self.write(store, Write::DeleteMany { keys })
+            .await
+            .map(drop)
     }
 
     /// Adds `delta` to the 64-bit integer at `key` (absent counts as 0) and returns the result.
     ///
     /// The value is stored as 8 little-endian bytes, the encoding Spin uses, so counters are
     /// interchangeable between the two hosts.
-    pub fn increment(&self, store: &str, key: &str, delta: i64) -> KvResult<i64> {
-        let mut outcome = Err(KvError(String::new()));
-        self.with(|c| {
-            let tx = c.transaction()?;
-            let current: Option<Vec<u8>> = tx
-                .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+    pub async fn increment(&self, store: &str, key: &str, delta: i64) -> KvResult<i64> {
+        let key = key.to_owned();
+        match self.write(store, Write::Increment { key, delta }).await? {
+            Written::Counter(n) => Ok(n),
+            _ => Err(KvError("increment answered without a value".into())),
+        }
+    }
+
+    /// Replaces the value of `key` with `new` only if it is still `expected`
+    /// (`None`: only if the key is still absent). Returns whether it was replaced.
+    pub async fn compare_and_swap(
+        &self,
+        store: &str,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> KvResult<bool> {
+        let key = key.to_owned();
+        let write = Write::CompareAndSwap { key, expected, new };
+        match self.write(store, write).await? {
+            Written::Swapped(swapped) => Ok(swapped),
+            _ => Err(KvError(
+                "compare-and-swap answered without an outcome".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for SqliteKv {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued and close the file.
+        self.writer = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread: waits for a write, takes every other write already waiting, applies
+/// them in one transaction, commits once and answers them all.
+fn write_loop(conn: Connection, jobs: &mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_WRITES_PER_COMMIT {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit_group(&conn, &group);
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            // The requester may have gone (its instance was cancelled); the write stands.
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+fn commit_group(conn: &Connection, group: &[Job]) -> Vec<KvResult<Written>> {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = KvError::from(e);
+        return group.iter().map(|_| Err(err.clone())).collect();
+    }
+    let outcomes: Vec<KvResult<Written>> = group
+        .iter()
+        .map(|job| apply_alone(conn, &job.store, &job.write))
+        .collect();
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => outcomes,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            let err = KvError::from(e);
+            group.iter().map(|_| Err(err.clone())).collect()
+        }
+    }
+}
+
+/// Applies one write inside the group's transaction, undoing it alone if it fails.
+fn apply_alone(conn: &Connection, store: &str, write: &Write) -> KvResult<Written> {
+    conn.execute_batch("SAVEPOINT one_write")?;
+    match apply(conn, store, write) {
+        Ok(written) => {
+            conn.execute_batch("RELEASE one_write")?;
+            Ok(written)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO one_write; RELEASE one_write")?;
+            Err(e)
+        }
+    }
+}
+
+fn apply(conn: &Connection, store: &str, write: &Write) -> KvResult<Written> {
+    match write {
+        Write::Set { key, value } => {
+            conn.prepare_cached(UPSERT)?
+                .execute(params![store, key, value])?;
+            Ok(Written::Done)
+        }
+        Write::Delete { key } => {
+            conn.prepare_cached(DELETE)?.execute(params![store, key])?;
+            Ok(Written::Done)
+        }
+        Write::SetMany { entries } => {
+            let mut stmt = conn.prepare_cached(UPSERT)?;
+            for (key, value) in entries {
+                stmt.execute(params![store, key, value])?;
+            }
+            Ok(Written::Done)
+        }
+        Write::DeleteMany { keys } => {
+            let mut stmt = conn.prepare_cached(DELETE)?;
+            for key in keys {
+                stmt.execute(params![store, key])?;
+            }
+            Ok(Written::Done)
+        }
+        Write::Increment { key, delta } => {
+            let current: Option<Vec<u8>> = conn
+                .prepare_cached(SELECT_VALUE)?
                 .query_row(params![store, key], |r| r.get(0))
                 .optional()?;
             let current = match current {
@@ -175,105 +384,124 @@ impl SqliteKv {
                 Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
                     Ok(b) => i64::from_le_bytes(b),
                     Err(_) => {
-                        outcome = Err(KvError(format!(
+                        return Err(KvError(format!(
                             "value of {key:?} is not a 64-bit integer ({} bytes)",
                             bytes.len()
                         )));
-                        return Ok(());
                     }
                 },
             };
-            let Some(next) = current.checked_add(delta) else {
-                outcome = Err(KvError(format!("incrementing {key:?} overflows")));
-                return Ok(());
-            };
-            tx.prepare_cached(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute(params![store, key, next.to_le_bytes().as_slice()])?;
-            tx.commit()?;
-            outcome = Ok(next);
-            Ok(())
-        })?;
-        outcome
-    }
-
-    /// Replaces the value of `key` with `new` only if it is still `expected`
-    /// (`None`: only if the key is still absent). Returns whether it was replaced.
-    pub fn compare_and_swap(
-        &self,
-        store: &str,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-    ) -> KvResult<bool> {
-        self.with(|c| {
+            let next = current
+                .checked_add(*delta)
+                .ok_or_else(|| KvError(format!("incrementing {key:?} overflows")))?;
+            conn.prepare_cached(UPSERT)?.execute(params![
+                store,
+                key,
+                next.to_le_bytes().as_slice()
+            ])?;
+            Ok(Written::Counter(next))
+        }
+        Write::CompareAndSwap { key, expected, new } => {
             let changed = match expected {
-                Some(old) => c
+                Some(old) => conn
                     .prepare_cached(
                         "UPDATE spin_key_value SET value = ?4
                          WHERE store = ?1 AND key = ?2 AND value = ?3",
                     )?
                     .execute(params![store, key, old, new])?,
-                None => c
+                None => conn
                     .prepare_cached(
                         "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
                          ON CONFLICT (store, key) DO NOTHING",
                     )?
                     .execute(params![store, key, new])?,
             };
-            Ok(changed == 1)
-        })
+            Ok(Written::Swapped(changed == 1))
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
-    #[test]
-    fn stores_are_separate_namespaces() -> anyhow::Result<()> {
+    #[tokio::test]
+    async fn stores_are_separate_namespaces() -> anyhow::Result<()> {
         let kv = SqliteKv::in_memory()?;
-        kv.set("a", "k", b"1")?;
-        kv.set("b", "k", b"2")?;
+        kv.set("a", "k", b"1".to_vec()).await?;
+        kv.set("b", "k", b"2".to_vec()).await?;
         assert_eq!(kv.get("a", "k")?.as_deref(), Some(&b"1"[..]));
         assert_eq!(kv.get("b", "k")?.as_deref(), Some(&b"2"[..]));
-        kv.delete("a", "k")?;
+        kv.delete("a", "k").await?;
         assert!(!kv.exists("a", "k")?);
         assert!(kv.exists("b", "k")?);
         Ok(())
     }
 
-    #[test]
-    fn compare_and_swap_from_absent_succeeds_once() -> anyhow::Result<()> {
+    #[tokio::test]
+    async fn compare_and_swap_from_absent_succeeds_once() -> anyhow::Result<()> {
         let kv = SqliteKv::in_memory()?;
-        assert!(kv.compare_and_swap("s", "k", None, b"x")?);
-        assert!(!kv.compare_and_swap("s", "k", None, b"y")?);
-        assert!(!kv.compare_and_swap("s", "k", Some(b"y"), b"z")?);
-        assert!(kv.compare_and_swap("s", "k", Some(b"x"), b"z")?);
+        assert!(kv.compare_and_swap("s", "k", None, b"x".to_vec()).await?);
+        assert!(!kv.compare_and_swap("s", "k", None, b"y".to_vec()).await?);
+        let y = Some(b"y".to_vec());
+        assert!(!kv.compare_and_swap("s", "k", y, b"z".to_vec()).await?);
+        let x = Some(b"x".to_vec());
+        assert!(kv.compare_and_swap("s", "k", x, b"z".to_vec()).await?);
         assert_eq!(kv.get("s", "k")?.as_deref(), Some(&b"z"[..]));
         Ok(())
     }
 
-    #[test]
-    fn increment_uses_little_endian_i64_and_rejects_other_values() -> anyhow::Result<()> {
+    #[tokio::test]
+    async fn increment_uses_little_endian_i64_and_rejects_other_values() -> anyhow::Result<()> {
         let kv = SqliteKv::in_memory()?;
-        assert_eq!(kv.increment("s", "n", 5)?, 5);
-        assert_eq!(kv.increment("s", "n", -2)?, 3);
+        assert_eq!(kv.increment("s", "n", 5).await?, 5);
+        assert_eq!(kv.increment("s", "n", -2).await?, 3);
         assert_eq!(kv.get("s", "n")?, Some(3i64.to_le_bytes().to_vec()));
-        kv.set("s", "text", b"hello")?;
-        let err = kv.increment("s", "text", 1).unwrap_err();
+        kv.set("s", "text", b"hello".to_vec()).await?;
+        let err = kv.increment("s", "text", 1).await.unwrap_err();
         assert!(err.to_string().contains("not a 64-bit integer"), "{err}");
         Ok(())
     }
 
-    #[test]
-    fn data_survives_reopening_the_file() -> anyhow::Result<()> {
+    #[tokio::test]
+    async fn data_survives_reopening_the_file() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        SqliteKv::open_in(dir.path())?.set("default", "k", b"v")?;
+        SqliteKv::open_in(dir.path())?
+            .set("default", "k", b"v".to_vec())
+            .await?;
         let kv = SqliteKv::open_in(dir.path())?;
         assert_eq!(kv.get("default", "k")?.as_deref(), Some(&b"v"[..]));
+        Ok(())
+    }
+
+    /// Many concurrent writers: increments grouped into shared commits lose nothing, a failing
+    /// write in a group fails alone, and every answered write is visible to reads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn grouped_writes_are_atomic_and_fail_alone() -> anyhow::Result<()> {
+        let kv = Arc::new(SqliteKv::in_memory()?);
+        kv.set("s", "text", b"not a number".to_vec()).await?;
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let kv = kv.clone();
+            tasks.push(tokio::spawn(async move {
+                let n = kv.increment("s", "n", 1).await?;
+                if i % 10 == 0 {
+                    assert!(kv.increment("s", "text", 1).await.is_err());
+                }
+                kv.set("s", &format!("k{i}"), n.to_le_bytes().to_vec())
+                    .await?;
+                assert!(kv.exists("s", &format!("k{i}"))?);
+                Ok::<i64, KvError>(n)
+            }));
+        }
+        let mut seen = Vec::new();
+        for task in tasks {
+            seen.push(task.await??);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=200).collect::<Vec<i64>>());
+        assert_eq!(kv.keys("s")?.len(), 202);
         Ok(())
     }
 }

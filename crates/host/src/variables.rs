@@ -5,7 +5,7 @@ use crate::bindings::variables::{self, Error};
 use crate::state::HostState;
 
 impl variables::Host for HostState {
-    fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
         use eventplane_manifest::variables::VariableError as E;
         let component = &self.component;
         Ok(component

@@ -47,7 +47,7 @@ impl HostState {
 }
 
 impl wasi_store::Host for HostState {
-    fn open(
+    async fn open(
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<BucketHandle>, Error>> {
@@ -63,7 +63,7 @@ impl wasi_store::Host for HostState {
 }
 
 impl wasi_store::HostBucket for HostState {
-    fn get(
+    async fn get(
         &mut self,
         bucket: Resource<BucketHandle>,
         key: String,
@@ -72,26 +72,26 @@ impl wasi_store::HostBucket for HostState {
         Ok(self.kv.get(&label, &key).map_err(other))
     }
 
-    fn set(
+    async fn set(
         &mut self,
         bucket: Resource<BucketHandle>,
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let label = self.bucket_label(&bucket)?;
-        Ok(self.kv.set(&label, &key, &value).map_err(other))
+        Ok(self.kv.set(&label, &key, value).await.map_err(other))
     }
 
-    fn delete(
+    async fn delete(
         &mut self,
         bucket: Resource<BucketHandle>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         let label = self.bucket_label(&bucket)?;
-        Ok(self.kv.delete(&label, &key).map_err(other))
+        Ok(self.kv.delete(&label, &key).await.map_err(other))
     }
 
-    fn exists(
+    async fn exists(
         &mut self,
         bucket: Resource<BucketHandle>,
         key: String,
@@ -100,7 +100,7 @@ impl wasi_store::HostBucket for HostState {
         Ok(self.kv.exists(&label, &key).map_err(other))
     }
 
-    fn list_keys(
+    async fn list_keys(
         &mut self,
         bucket: Resource<BucketHandle>,
         _cursor: Option<String>,
@@ -114,7 +114,7 @@ impl wasi_store::HostBucket for HostState {
             .map_err(other))
     }
 
-    fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
         self.table.delete(bucket)?;
         self.open_stores = self.open_stores.saturating_sub(1);
         Ok(())
@@ -122,17 +122,17 @@ impl wasi_store::HostBucket for HostState {
 }
 
 impl atomics::Host for HostState {
-    fn increment(
+    async fn increment(
         &mut self,
         bucket: Resource<BucketHandle>,
         key: String,
         delta: i64,
     ) -> wasmtime::Result<Result<i64, Error>> {
         let label = self.bucket_label(&bucket)?;
-        Ok(self.kv.increment(&label, &key, delta).map_err(other))
+        Ok(self.kv.increment(&label, &key, delta).await.map_err(other))
     }
 
-    fn swap(
+    async fn swap(
         &mut self,
         cas: Resource<CasHandle>,
         value: Vec<u8>,
@@ -144,7 +144,8 @@ impl atomics::Host for HostState {
         } = self.table.delete(cas)?;
         match self
             .kv
-            .compare_and_swap(&label, &key, observed.as_deref(), &value)
+            .compare_and_swap(&label, &key, observed, value)
+            .await
         {
             Ok(true) => Ok(Ok(())),
             // The WIT asks for a fresh handle, already updated to the latest value, so that the
@@ -159,7 +160,7 @@ impl atomics::Host for HostState {
 }
 
 impl atomics::HostCas for HostState {
-    fn new(
+    async fn new(
         &mut self,
         bucket: Resource<BucketHandle>,
         key: String,
@@ -168,7 +169,7 @@ impl atomics::HostCas for HostState {
         self.new_cas(label, key)
     }
 
-    fn current(
+    async fn current(
         &mut self,
         cas: Resource<CasHandle>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
@@ -186,14 +187,14 @@ impl atomics::HostCas for HostState {
         }
     }
 
-    fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
         self.table.delete(cas)?;
         Ok(())
     }
 }
 
 impl batch::Host for HostState {
-    fn get_many(
+    async fn get_many(
         &mut self,
         bucket: Resource<BucketHandle>,
         keys: Vec<String>,
@@ -209,21 +210,21 @@ impl batch::Host for HostState {
         Ok(Ok(out))
     }
 
-    fn set_many(
+    async fn set_many(
         &mut self,
         bucket: Resource<BucketHandle>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let label = self.bucket_label(&bucket)?;
-        Ok(self.kv.set_many(&label, &key_values).map_err(other))
+        Ok(self.kv.set_many(&label, key_values).await.map_err(other))
     }
 
-    fn delete_many(
+    async fn delete_many(
         &mut self,
         bucket: Resource<BucketHandle>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let label = self.bucket_label(&bucket)?;
-        Ok(self.kv.delete_many(&label, &keys).map_err(other))
+        Ok(self.kv.delete_many(&label, keys).await.map_err(other))
     }
 }
