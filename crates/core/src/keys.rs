@@ -39,10 +39,8 @@
 //! | `t/<tenant>/r/event-claim/<hash>` | a counter: `1` for the first store of that `source` + id |
 //! | `t/<tenant>/r/evt/<event id>` | an accepted event (JSON) |
 //! | `t/<tenant>/n/event-seq` | the counter handing out acceptance sequence numbers |
-//! | `t/<tenant>/r/event-by-seq/<sequence>` | the id of the event accepted with that sequence |
-//! | `t/<tenant>/due/event-pending/<bucket>` | ids of accepted events not yet taken by the dispatcher, bucketed by sequence number (32 per bucket) |
-//! | `t/<tenant>/due-cursor/event-pending` | the first bucket of the pending queue not known to be empty |
-//! | `t/<tenant>/due-seed/event-pending/<bucket>` | the election of the writer creating that bucket's index |
+//! | `t/<tenant>/r/event-by-seq/<sequence>` | the event log: the id of the event accepted with that sequence |
+//! | `t/<tenant>/r/event-pending/cursor` | the dispatcher's place in the event log (the first sequence not yet handed over) |
 //!
 //! Tenants, kinds and ids are validated types that cannot contain `/`; free-form text (an id
 //! given as `&str`, an owner) is escaped (`%` → `%25`, `/` → `%2F`), so no input can add a
@@ -190,11 +188,12 @@ pub const EVENT_CLAIMS: Kind = Kind::new("event-claim");
 /// Counter ([`counter`]): the per-tenant acceptance sequence of events.
 pub const EVENT_SEQUENCE: Kind = Kind::new("event-seq");
 
-/// Records, per acceptance sequence number: the id of the event accepted with it.
+/// Records, per acceptance sequence number: the id of the event accepted with it (the event
+/// log, read in order by the dispatcher and by replay).
 pub const EVENTS_BY_SEQUENCE: Kind = Kind::new("event-by-seq");
 
-/// Due queue ([`due`], [`due_cursor`], [`due_seed`]): accepted events waiting for the
-/// dispatcher, bucketed by the minute they were accepted in.
+/// Records: the dispatcher's cursor in the event log ([`EVENTS_BY_SEQUENCE`]); the events from
+/// it on are pending.
 pub const PENDING_EVENTS: Kind = Kind::new("event-pending");
 
 /// Width of a due-time bucket, in seconds.
@@ -477,14 +476,9 @@ mod tests {
     #[test]
     fn event_store_keys_have_the_documented_layout() {
         let t = tenant("acme");
-        let bucket = DueBucket::from_minute(28_333_333);
         assert_eq!(
-            due_seed(&t, PENDING_EVENTS, bucket).as_str(),
-            "t/acme/due-seed/event-pending/28333333"
-        );
-        assert_eq!(
-            due(&t, PENDING_EVENTS, bucket).as_str(),
-            "t/acme/due/event-pending/28333333"
+            record(&t, PENDING_EVENTS, "cursor").as_str(),
+            "t/acme/r/event-pending/cursor"
         );
         assert_eq!(counter(&t, EVENT_SEQUENCE).as_str(), "t/acme/n/event-seq");
         assert_eq!(

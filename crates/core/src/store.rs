@@ -66,6 +66,16 @@ pub trait KvStore {
     /// value. The stored encoding is the backend's own: read counters only with
     /// `increment(key, 0)`, never with `get`.
     fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError>;
+
+    /// Sets several keys in one call (one round trip where the backend offers a batch).
+    /// Backends may apply them all at once or one by one in the order given; callers must not
+    /// rely on either: a failure part-way may leave the first ones written.
+    fn set_many(&self, entries: &[(Key, Vec<u8>)]) -> Result<(), StoreError> {
+        for (key, value) in entries {
+            self.set(key, value)?;
+        }
+        Ok(())
+    }
 }
 
 /// One page of an index, in member order.

@@ -92,8 +92,6 @@ pub struct StoredEvent {
     pub received_at: u64,
     /// Its place in the tenant's acceptance order (increasing; gaps possible).
     pub sequence: u64,
-    /// Whether it has been put on the pending queue.
-    pub queued: bool,
 }
 
 impl StoredEvent {
@@ -122,7 +120,6 @@ impl StoredEvent {
             data: event.data,
             received_at,
             sequence,
-            queued: false,
         }
     }
 }

@@ -1,14 +1,16 @@
-//! Storing accepted events durably and idempotently, and the pending queue.
+//! Storing accepted events durably and idempotently, and the log the dispatcher reads them
+//! from.
 //!
 //! ## What [`store_event`] guarantees
 //!
-//! - When it returns `Ok`, the event's record is stored and on the pending queue (an `Ok` is
-//!   what lets the gateway answer 2xx; an `Err` means "try again", and trying again is safe).
+//! - When it returns `Ok`, the event's record is stored and in the tenant's event log (an `Ok`
+//!   is what lets the gateway answer 2xx; an `Err` means "try again", and trying again is safe).
 //! - One record per tenant, `source` and publisher id, however many times and however
 //!   concurrently the event is stored: the record's key is derived from a hash of the two, so
 //!   every writer of that event writes the same key.
-//! - One pending-queue entry in the ordinary case (see "Takeover" for the rare exception); the
-//!   dispatcher delivers at least once, so an extra entry for the same event id is harmless.
+//! - The dispatcher finds it: the log is read by sequence number from a cursor ([`pending`],
+//!   [`advance`]), without scanning, and a reader never moves past an event that ends up
+//!   stored (see "Gaps").
 //!
 //! ## The algorithm
 //!
@@ -16,34 +18,39 @@
 //!    backend, so exactly one caller sees `n == 1`. (A compare-and-swap against "absent" would
 //!    not do: Spin's SQLite store performs it as an unconditional write, so every concurrent
 //!    caller would "win".)
-//! 2. `n == 1`, the owner: takes a sequence number (`increment` of the tenant's counter), records
-//!    `sequence → id`, writes the record with `queued: false`, adds the id to the pending queue
-//!    (the bucket of its sequence number), then marks the record `queued: true` (by
-//!    compare-and-swap against the record it wrote).
+//! 2. `n == 1`, the owner: takes a sequence number `s` (`increment` of the tenant's counter)
+//!    and writes, in one `set_many`, first the log entry `sequence s → id`, then the record
+//!    (which carries `s`). Then it reads the log's cursor: if a reader has already given up on
+//!    `s` (see "Gaps"), it files the event again under a new sequence number.
 //! 3. `n > 1`, a duplicate: reads the record, polling for a bounded time ([`Patience`], about
 //!    a second by default) while the owner writes it.
-//!    - present and queued: the event is safe; answer "duplicate" with the stored record;
-//!    - present, not queued: the owner died (or is still working) between writing and queuing;
-//!      add it to the queue (idempotent: same id, same sequence, same bucket, a set) and mark it
-//!      queued, then
-//!      answer "duplicate";
+//!    - present: the record is written after its log entry, so the event is safe: answer
+//!      "duplicate" with the stored record;
 //!    - still absent: the owner died before writing (or its store call failed and it answered
 //!      5xx). Take over: do step 2 ourselves.
 //!
-//! Each step leaves a state from which any later call of the same publish finishes the job, so
-//! an instance dying anywhere never leaves "success answered, event not stored": the caller
-//! that dies never answered, and a retry (the publisher's) completes the record and the queue
-//! entry.
+//! No step writes anything shared by two different events except the sequence counter, which
+//! only ever changes by `increment`: concurrent publishes never retry each other's writes.
 //!
 //! ## Takeover
 //!
 //! Without a working create-if-absent, a takeover cannot be made exclusive: if the owner was
 //! merely slow (stalled more than the patience between its claim and its write), both write the
 //! record. They write the same key, so there is still one record (the last write wins; it may
-//! carry the other writer's `received_at` and `sequence`), and each queues the same id, in the
-//! bucket of its own sequence number (so possibly twice; delivery is at least once anyway). Replay ([`events_since`]) skips a
-//! `sequence → id` entry whose record carries another sequence, so replay still yields the
-//! event once. All waiting duplicates may take over at once; the same reasoning holds.
+//! carry the other writer's `received_at` and `sequence`), and the log holds the id under both
+//! sequence numbers. Readers of the log skip an entry whose record carries another sequence,
+//! so the event is read once.
+//!
+//! ## Gaps
+//!
+//! A sequence number is taken before its log entry is written, so a reader can find `s`
+//! missing while later numbers are present: its writer is either still at work or died (and
+//! never answered 2xx). [`pending`] stops at such a gap; once the gap has lasted
+//! [`GAP_GRACE_MS`], it is skipped. A writer that was merely slow must not be lost, so both
+//! sides write first and read second: the reader moves the cursor past the gap and then reads
+//! the entry again (and moves the cursor back if it appeared); the writer writes its entry and
+//! then reads the cursor (and files the event again if the cursor passed it). On a
+//! linearizable store at least one of them sees the other.
 //!
 //! ## Sequence
 //!
@@ -51,12 +58,12 @@
 //! a writer that dies after taking one leaves a gap.
 
 use eventplane_core::keys::{
-    self, DueBucket, EVENT_CLAIMS, EVENT_SEQUENCE, EVENTS_BY_SEQUENCE, PENDING_EVENTS,
+    self, EVENT_CLAIMS, EVENT_SEQUENCE, EVENTS_BY_SEQUENCE, PENDING_EVENTS,
 };
-use eventplane_core::{Error, EventId, KvStore, KvStoreExt, MAX_INDEX_PAGE, TenantId};
+use eventplane_core::{Error, EventId, Key, KvStore, KvStoreExt, MAX_INDEX_PAGE, TenantId};
+use serde::{Deserialize, Serialize};
 
 use crate::Patience;
-use crate::due::{self, DueItem};
 use crate::event::{Identity, NewEvent, StoredEvent, identity};
 
 /// The outcome of [`store_event`].
@@ -68,9 +75,9 @@ pub struct Stored {
     pub duplicate: bool,
 }
 
-/// Stores `event` for `tenant`, accepted at `now_ms` (Unix milliseconds), and puts it on the
-/// pending queue; idempotent per `source` and publisher id. Waits up to about a second for a
-/// concurrent store of the same event. See the module docs.
+/// Stores `event` for `tenant`, accepted at `now_ms` (Unix milliseconds), and files it in the
+/// tenant's event log; idempotent per `source` and publisher id. Waits up to about a second for
+/// a concurrent store of the same event. See the module docs.
 pub fn store_event(
     store: &dyn KvStore,
     tenant: &TenantId,
@@ -90,10 +97,8 @@ pub fn store_event_with(
 ) -> Result<Stored, Error> {
     let identity = identity(&event.source, &event.event_id)?;
     if claim(store, tenant, &identity)? == 1 {
-        let stored = write_record(store, tenant, &identity, event, now_ms)?;
-        let stored = enqueue(store, tenant, stored, patience)?;
         return Ok(Stored {
-            event: stored,
+            event: write_record(store, tenant, &identity, event, now_ms)?,
             duplicate: false,
         });
     }
@@ -105,11 +110,6 @@ pub fn store_event_with(
                     identity.id
                 )));
             }
-            let existing = if existing.queued {
-                existing
-            } else {
-                enqueue(store, tenant, existing, patience)?
-            };
             return Ok(Stored {
                 event: existing,
                 duplicate: true,
@@ -120,10 +120,8 @@ pub fn store_event_with(
         }
     }
     // The caller that claimed the event never wrote it: take over (module docs, "Takeover").
-    let stored = write_record(store, tenant, &identity, event, now_ms)?;
-    let stored = enqueue(store, tenant, stored, patience)?;
     Ok(Stored {
-        event: stored,
+        event: write_record(store, tenant, &identity, event, now_ms)?,
         duplicate: false,
     })
 }
@@ -137,7 +135,13 @@ pub(crate) fn claim(
     Ok(store.increment(&keys::record(tenant, EVENT_CLAIMS, &identity.hash), 1)?)
 }
 
-/// Step 2a: takes a sequence number and writes the record, not yet queued.
+/// How many times a writer files its event again because readers gave up on its sequence
+/// number before it wrote (each time takes a new number; more than once needs a writer stalled
+/// for [`GAP_GRACE_MS`] twice).
+const MAX_REFILES: u32 = 3;
+
+/// Step 2: takes a sequence number, writes the log entry and then the record, and files the
+/// event again if a reader has already given up on that number.
 pub(crate) fn write_record(
     store: &dyn KvStore,
     tenant: &TenantId,
@@ -145,66 +149,43 @@ pub(crate) fn write_record(
     event: NewEvent,
     now_ms: u64,
 ) -> Result<StoredEvent, Error> {
-    let sequence = store.increment(&keys::counter(tenant, EVENT_SEQUENCE), 1)?;
-    let sequence = u64::try_from(sequence)
-        .map_err(|_| Error::internal(format!("the event sequence of {tenant} is negative")))?;
-    let stored = StoredEvent::new(identity.id.clone(), tenant.clone(), event, now_ms, sequence);
-    // Only this writer has this sequence number, so a plain write is safe.
-    store.set_json(
-        &keys::record(tenant, EVENTS_BY_SEQUENCE, &sequence.to_string()),
-        &stored.id,
-    )?;
-    store.set_json(&keys::record_for(tenant, &stored.id), &stored)?;
-    Ok(stored)
-}
-
-/// Step 2b: adds the event to the pending queue (idempotent) and marks its record queued.
-pub(crate) fn enqueue(
-    store: &dyn KvStore,
-    tenant: &TenantId,
-    event: StoredEvent,
-    patience: &Patience,
-) -> Result<StoredEvent, Error> {
-    due::add(
-        store,
-        tenant,
-        PENDING_EVENTS,
-        bucket_of(event.sequence),
-        event.id.as_str(),
-        patience,
-    )?;
-    let key = keys::record_for(tenant, &event.id);
-    store.update_json(&key, |current: Option<StoredEvent>| match current {
-        Some(mut current) => {
-            current.queued = true;
-            Ok(current)
+    let mut stored = StoredEvent::new(identity.id.clone(), tenant.clone(), event, now_ms, 0);
+    for _ in 0..=MAX_REFILES {
+        stored.sequence = next_sequence(store, tenant)?;
+        write_logged(store, tenant, &stored)?;
+        if read_cursor(store, tenant)?.next <= stored.sequence {
+            return Ok(stored);
         }
-        None => Err(Error::internal(format!("the event record {key} vanished"))),
-    })
+    }
+    Err(Error::from(eventplane_core::StoreError::Backend(format!(
+        "the event log of {tenant} kept moving past event {}; try again",
+        stored.id
+    ))))
 }
 
-/// How many consecutive sequence numbers share one bucket of the pending queue. Buckets are
-/// small so that adding to one stays cheap however fast events arrive (a bucket is one set,
-/// rewritten on every add), and writers of different buckets never contend.
-pub const PENDING_BUCKET_EVENTS: u64 = 32;
-
-/// How many buckets past the current one the queue is read: a writer whose bucket's elected
-/// creator died files its event a bucket or more further on (see `due::add`).
-const SCAN_AHEAD: u64 = 3;
-
-/// The pending-queue bucket of a sequence number.
-pub fn bucket_of(sequence: u64) -> DueBucket {
-    DueBucket::from_minute(sequence / PENDING_BUCKET_EVENTS)
+fn next_sequence(store: &dyn KvStore, tenant: &TenantId) -> Result<u64, Error> {
+    let sequence = store.increment(&keys::counter(tenant, EVENT_SEQUENCE), 1)?;
+    u64::try_from(sequence)
+        .map_err(|_| Error::internal(format!("the event sequence of {tenant} is negative")))
 }
 
-/// The last bucket the queue is read up to: the current sequence's bucket, plus
-/// [`SCAN_AHEAD`].
-fn scan_limit(store: &dyn KvStore, tenant: &TenantId) -> Result<DueBucket, Error> {
-    let last = store.increment(&keys::counter(tenant, EVENT_SEQUENCE), 0)?;
-    let last = u64::try_from(last).unwrap_or(0);
-    Ok(DueBucket::from_minute(
-        bucket_of(last).minute().saturating_add(SCAN_AHEAD),
-    ))
+/// The log entry `sequence → id` of `tenant`.
+fn log_key(tenant: &TenantId, sequence: u64) -> Key {
+    keys::record(tenant, EVENTS_BY_SEQUENCE, &sequence.to_string())
+}
+
+/// Writes the log entry, then the record; in one call, and in that order should the backend
+/// apply them one by one, so that a record never exists without its log entry.
+fn write_logged(store: &dyn KvStore, tenant: &TenantId, stored: &StoredEvent) -> Result<(), Error> {
+    let entry = serde_json::to_vec(&stored.id)
+        .map_err(|err| Error::internal_with("cannot encode a log entry", err))?;
+    let record = serde_json::to_vec(stored)
+        .map_err(|err| Error::internal_with("cannot encode an event record", err))?;
+    store.set_many(&[
+        (log_key(tenant, stored.sequence), entry),
+        (keys::record_for(tenant, &stored.id), record),
+    ])?;
+    Ok(())
 }
 
 /// The stored event `id` of `tenant`, if any.
@@ -216,62 +197,189 @@ pub fn get_event(
     store.get_json(&keys::record_for(tenant, id))
 }
 
-/// An event waiting on the pending queue.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PendingEntry {
-    /// The event.
-    pub event_id: EventId,
-    /// The bucket it is filed under (its sequence / [`PENDING_BUCKET_EVENTS`]; pass the entry
-    /// back to [`ack`]).
-    pub bucket: DueBucket,
+// ---- the log, as the dispatcher reads it ---------------------------------------------------
+
+/// How long a missing sequence number holds up readers of the log before they skip it, in
+/// milliseconds. Writers take milliseconds between taking a number and writing its entry; a
+/// writer that took longer still loses nothing (module docs, "Gaps").
+pub const GAP_GRACE_MS: u64 = 5_000;
+
+/// Where readers of a tenant's log are: every sequence number below `next` has been handed
+/// over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCursor {
+    /// The first sequence number not yet handed over.
+    pub next: u64,
+    /// Since when (Unix ms) `next` has been seen missing while later numbers were taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_since_ms: Option<u64>,
 }
 
-/// Up to `limit` (1..=1000) events waiting on `tenant`'s pending queue, oldest bucket (lowest
-/// sequence numbers) first; found without scanning the store. Entries stay until [`ack`]ed, so
-/// a dispatcher that dies before acking sees them again.
+impl Default for LogCursor {
+    fn default() -> Self {
+        Self {
+            next: 1,
+            gap_since_ms: None,
+        }
+    }
+}
+
+fn cursor_key(tenant: &TenantId) -> Key {
+    keys::record(tenant, PENDING_EVENTS, "cursor")
+}
+
+fn read_cursor(store: &dyn KvStore, tenant: &TenantId) -> Result<LogCursor, Error> {
+    Ok(store.get_json(&cursor_key(tenant))?.unwrap_or_default())
+}
+
+/// An event waiting in the log.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PendingEntry {
+    /// Its sequence number.
+    pub sequence: u64,
+    /// The event.
+    pub event_id: EventId,
+}
+
+/// What [`pending`] found: the entries to hand over, and where the cursor goes once they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingBatch {
+    /// The events, in acceptance order.
+    pub entries: Vec<PendingEntry>,
+    /// The cursor as read.
+    pub from: LogCursor,
+    /// The cursor once `entries` are handed over (pass the batch to [`advance`]).
+    pub to: LogCursor,
+    /// Sequence numbers skipped as gaps (re-checked by [`advance`]).
+    pub skipped: Vec<u64>,
+}
+
+/// Up to `limit` (1..=1000) events of `tenant`'s log from its cursor, in acceptance order; found
+/// by sequence number, without scanning. Nothing changes until the batch is [`advance`]d, so a
+/// reader that dies before that hands the same events over again (delivery is at least once).
 pub fn pending(
     store: &dyn KvStore,
     tenant: &TenantId,
     limit: usize,
-) -> Result<Vec<PendingEntry>, Error> {
-    let items = due::scan(
-        store,
-        tenant,
-        PENDING_EVENTS,
-        scan_limit(store, tenant)?,
-        limit.min(MAX_INDEX_PAGE),
-    )?;
-    items
-        .into_iter()
-        .map(|item| {
-            let event_id = item.member.parse::<EventId>().map_err(|err| {
-                Error::internal_with(
-                    format!("a pending entry of {tenant} is not an event id"),
-                    err,
-                )
-            })?;
-            Ok(PendingEntry {
-                event_id,
-                bucket: item.bucket,
-            })
-        })
-        .collect()
+    now_ms: u64,
+) -> Result<PendingBatch, Error> {
+    let limit = limit.clamp(1, MAX_INDEX_PAGE);
+    let from = read_cursor(store, tenant)?;
+    let last =
+        u64::try_from(store.increment(&keys::counter(tenant, EVENT_SEQUENCE), 0)?).unwrap_or(0);
+    let mut batch = PendingBatch {
+        entries: Vec::new(),
+        to: from.clone(),
+        from,
+        skipped: Vec::new(),
+    };
+    let mut sequence = batch.from.next;
+    while sequence <= last && batch.entries.len() < limit {
+        match logged(store, tenant, sequence)? {
+            Logged::Event(event_id) => batch.entries.push(PendingEntry { sequence, event_id }),
+            Logged::Elsewhere => {}
+            Logged::Missing => {
+                // Only a gap at the cursor itself is timed (and maybe skipped); a later one
+                // ends the batch and becomes the cursor.
+                if sequence != batch.from.next {
+                    batch.to = LogCursor {
+                        next: sequence,
+                        gap_since_ms: None,
+                    };
+                    return Ok(batch);
+                }
+                match batch.from.gap_since_ms {
+                    Some(since) if now_ms.saturating_sub(since) >= GAP_GRACE_MS => {
+                        batch.skipped.push(sequence);
+                    }
+                    Some(_) => return Ok(batch),
+                    None => {
+                        batch.to.gap_since_ms = Some(now_ms);
+                        return Ok(batch);
+                    }
+                }
+            }
+        }
+        sequence += 1;
+        batch.to = LogCursor {
+            next: sequence,
+            gap_since_ms: None,
+        };
+    }
+    Ok(batch)
 }
 
-/// Takes `entry` off the pending queue (and moves the queue's cursor past empty buckets).
-/// Returns whether it was there.
-pub fn ack(store: &dyn KvStore, tenant: &TenantId, entry: &PendingEntry) -> Result<bool, Error> {
-    let item = DueItem {
-        bucket: entry.bucket,
-        member: entry.event_id.to_string(),
+enum Logged {
+    /// The entry and its record are there.
+    Event(EventId),
+    /// The entry is there but its record carries another sequence number (a takeover filed
+    /// the event twice): read it under that one.
+    Elsewhere,
+    /// No entry, or no record yet: a writer is at work or died.
+    Missing,
+}
+
+fn logged(store: &dyn KvStore, tenant: &TenantId, sequence: u64) -> Result<Logged, Error> {
+    let Some(id) = store.get_json::<EventId>(&log_key(tenant, sequence))? else {
+        return Ok(Logged::Missing);
     };
-    due::remove(
-        store,
-        tenant,
-        PENDING_EVENTS,
-        &item,
-        scan_limit(store, tenant)?,
-    )
+    Ok(match get_event(store, tenant, &id)? {
+        Some(event) if event.sequence == sequence => Logged::Event(id),
+        Some(_) => Logged::Elsewhere,
+        None => Logged::Missing,
+    })
+}
+
+/// Moves `tenant`'s cursor as `batch` says, once its entries are handed over (durably: after
+/// this, the log will not show them again). Returns `false` if another reader moved the cursor
+/// first (the entries may then have been handed over twice, which at-least-once delivery
+/// allows). A skipped gap whose entry appeared meanwhile moves the cursor back to it.
+pub fn advance(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    batch: &PendingBatch,
+) -> Result<bool, Error> {
+    if batch.to == batch.from {
+        return Ok(true);
+    }
+    let key = cursor_key(tenant);
+    let expected = store.get(&key)?;
+    let current: LogCursor = match &expected {
+        Some(bytes) => serde_json::from_slice(bytes)
+            .map_err(|err| Error::internal_with(format!("the cursor {key} is unreadable"), err))?,
+        None => LogCursor::default(),
+    };
+    if current != batch.from {
+        return Ok(false);
+    }
+    let new = serde_json::to_vec(&batch.to)
+        .map_err(|err| Error::internal_with("cannot encode the log cursor", err))?;
+    if !store.compare_and_swap(&key, expected.as_deref(), &new)? {
+        return Ok(false);
+    }
+    // Write first (the cursor), read second (the gaps): see the module docs, "Gaps".
+    for &gap in &batch.skipped {
+        if !matches!(logged(store, tenant, gap)?, Logged::Missing) {
+            lower_cursor(store, tenant, gap)?;
+            break;
+        }
+    }
+    Ok(true)
+}
+
+/// Moves the cursor back to `sequence` if it is past it.
+fn lower_cursor(store: &dyn KvStore, tenant: &TenantId, sequence: u64) -> Result<(), Error> {
+    store.update_json(&cursor_key(tenant), |current: Option<LogCursor>| {
+        let mut cursor = current.unwrap_or_default();
+        if cursor.next > sequence {
+            cursor = LogCursor {
+                next: sequence,
+                gap_since_ms: None,
+            };
+        }
+        Ok(cursor)
+    })?;
+    Ok(())
 }
 
 /// A page of events in acceptance order.

@@ -3,19 +3,20 @@
 //! - [`load_catalog`]: the event types an application registered, read from the registry's
 //!   records (for validating what it publishes);
 //! - [`store_event`]: an accepted event stored durably and idempotently per `source` and
-//!   publisher id, with a per-tenant acceptance sequence, and put on the pending queue (see the
-//!   [`events`] module for the algorithm and why it is safe on Spin's SQLite store);
-//! - [`pending`] / [`ack`]: the pending queue the dispatcher drains, found without scanning
-//!   (bucketed by sequence number, [`PENDING_BUCKET_EVENTS`] events per bucket);
+//!   publisher id, filed under a per-tenant acceptance sequence number in the tenant's event
+//!   log (see the [`events`] module for the algorithm and why it is safe on Spin's SQLite
+//!   store);
+//! - [`pending`] / [`advance`]: the log as the dispatcher drains it, read by sequence number
+//!   from a cursor, without scanning;
 //! - [`get_event`], [`events_since`]: reading events back, by id and in acceptance order;
-//! - [`due`]: bucketed due queues (minutes, or any increasing bucket number) the pending queue
-//!   is built on.
+//! - [`due`]: bucketed due queues (minutes, or any increasing bucket number), for work that is
+//!   due later (the dispatcher's retries).
 //!
 //! The key layout is documented in `eventplane_core::keys`.
 //!
 //! ```
 //! use eventplane_core::{AppId, MemoryStore, TenantId};
-//! use eventplane_eventstore::{EventData, NewEvent, ack, pending, store_event};
+//! use eventplane_eventstore::{EventData, NewEvent, advance, pending, store_event};
 //!
 //! let store = MemoryStore::new();
 //! let tenant: TenantId = "acme".parse()?;
@@ -40,11 +41,12 @@
 //! assert!(!first.duplicate && again.duplicate);
 //! assert_eq!(again.event, first.event);
 //!
-//! let queue = pending(&store, &tenant, 10)?;
-//! assert_eq!(queue.len(), 1);
-//! assert_eq!(queue[0].event_id, first.event.id);
-//! assert!(ack(&store, &tenant, &queue[0])?);
-//! assert!(pending(&store, &tenant, 10)?.is_empty());
+//! let batch = pending(&store, &tenant, 10, now_ms)?;
+//! assert_eq!(batch.entries.len(), 1);
+//! assert_eq!(batch.entries[0].event_id, first.event.id);
+//! // ...hand the event over durably, then move past it:
+//! assert!(advance(&store, &tenant, &batch)?);
+//! assert!(pending(&store, &tenant, 10, now_ms)?.entries.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
@@ -59,8 +61,8 @@ pub mod events;
 pub use catalog::{AppCatalog, CatalogEntry, load_catalog};
 pub use event::{EventData, NewEvent, StoredEvent};
 pub use events::{
-    EventPage, MAX_SEQUENCES_PER_CALL, PENDING_BUCKET_EVENTS, PendingEntry, Stored, ack,
-    events_since, get_event, pending, store_event, store_event_with,
+    EventPage, GAP_GRACE_MS, LogCursor, MAX_SEQUENCES_PER_CALL, PendingBatch, PendingEntry, Stored,
+    advance, events_since, get_event, pending, store_event, store_event_with,
 };
 
 /// How long to wait for another instance's write that should appear shortly (a concurrent

@@ -1,24 +1,23 @@
-//! Tests of storing events and of the pending queue, including crashes between steps
-//! (simulated by running the internal steps partially) and concurrency on both store flavours.
+//! Tests of storing events and of the event log, including crashes between steps (simulated
+//! by running the internal steps partially) and concurrency on both store flavours.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use eventplane_core::keys::{self, DueBucket, PENDING_EVENTS};
+use eventplane_core::keys::{self, EVENTS_BY_SEQUENCE, PENDING_EVENTS};
 use eventplane_core::{Error, Key, KvStore, KvStoreExt, MemoryStore, StoreError, TenantId};
 use serde_json::json;
 
 use crate::event::identity;
-use crate::events::{PENDING_BUCKET_EVENTS, bucket_of, claim, enqueue, write_record};
+use crate::events::{claim, write_record};
 use crate::{
-    EventData, NewEvent, Patience, PendingEntry, ack, due, events_since, get_event, pending,
-    store_event, store_event_with,
+    EventData, GAP_GRACE_MS, LogCursor, NewEvent, Patience, PendingEntry, advance, events_since,
+    get_event, pending, store_event, store_event_with,
 };
 
 /// 2023-11-14T22:13:20Z in Unix milliseconds (minute 28333333).
 const NOW: u64 = 1_700_000_000_000;
-const MINUTE: u64 = 60_000;
 
 fn tenant() -> TenantId {
     TenantId::new("acme").expect("tenant")
@@ -51,17 +50,22 @@ fn stores() -> [(&'static str, MemoryStore); 2] {
     ]
 }
 
-/// Every `(bucket key, member)` of the pending queue, read straight from the store.
-fn queued(store: &MemoryStore) -> Result<Vec<(String, String)>, Error> {
-    let prefix = "t/acme/due/event-pending/";
-    let mut all = Vec::new();
-    for key in store.keys().into_iter().filter(|k| k.starts_with(prefix)) {
-        let minute: u64 = key[prefix.len()..].parse().expect("minute");
-        let index = keys::due(&tenant(), PENDING_EVENTS, DueBucket::from_minute(minute));
-        let members: BTreeSet<String> = store.get_json(&index)?.unwrap_or_default();
-        all.extend(members.into_iter().map(|m| (key.clone(), m)));
-    }
-    Ok(all)
+/// Every `(sequence, event id)` the log hands over from its start, as the dispatcher reads it.
+fn queued(store: &dyn KvStore) -> Result<Vec<(u64, String)>, Error> {
+    Ok(pending(store, &tenant(), 1000, NOW)?
+        .entries
+        .into_iter()
+        .map(|e| (e.sequence, e.event_id.to_string()))
+        .collect())
+}
+
+/// How many log entries exist, read straight from the store.
+fn log_entries(store: &MemoryStore) -> usize {
+    store
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("t/acme/r/event-by-seq/"))
+        .count()
 }
 
 fn event_records(store: &MemoryStore) -> Vec<String> {
@@ -77,7 +81,6 @@ fn storing_the_same_event_twice_keeps_one_record() -> Result<(), Error> {
     for (flavour, store) in stores() {
         let first = store_event(&store, &tenant(), event("1"), NOW)?;
         assert!(!first.duplicate, "{flavour}");
-        assert!(first.event.queued);
         assert_eq!(first.event.received_at, NOW);
         assert_eq!(first.event.sequence, 1);
         let mut changed = event("1");
@@ -109,8 +112,7 @@ fn different_sources_with_the_same_id_are_different_events() -> Result<(), Error
 }
 
 #[test]
-fn sixty_four_concurrent_identical_stores_keep_one_record_and_one_queue_entry() -> Result<(), Error>
-{
+fn sixty_four_concurrent_identical_stores_keep_one_record_and_one_log_entry() -> Result<(), Error> {
     let patience = Patience {
         rounds: 2000,
         pause: Duration::from_millis(1),
@@ -144,18 +146,12 @@ fn sixty_four_concurrent_identical_stores_keep_one_record_and_one_queue_entry() 
             assert_eq!(event_records(&store).len(), 1, "{context}");
             let stored =
                 get_event(store.as_ref(), &tenant(), &results[0].event.id)?.expect("stored");
-            assert!(stored.queued, "{context}");
             assert_eq!(
-                queued(&store)?,
-                [(
-                    format!(
-                        "t/acme/due/event-pending/{}",
-                        bucket_of(stored.sequence).minute()
-                    ),
-                    stored.id.to_string()
-                )],
+                queued(store.as_ref())?,
+                [(stored.sequence, stored.id.to_string())],
                 "{context}"
             );
+            assert_eq!(log_entries(&store), 1, "{context}");
         }
     }
     Ok(())
@@ -183,11 +179,11 @@ fn sixty_four_concurrent_different_events_are_all_stored_and_queued() -> Result<
         }
         assert_eq!(sequences, (1..=64).collect(), "{flavour}");
         assert_eq!(event_records(&store).len(), 64, "{flavour}");
-        assert_eq!(queued(&store)?.len(), 64, "{flavour}");
+        let logged = queued(store.as_ref())?;
         assert_eq!(
-            pending(store.as_ref(), &tenant(), 1000)?.len(),
-            64,
-            "{flavour}"
+            logged.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            (1..=64).collect::<Vec<_>>(),
+            "{flavour}: in acceptance order"
         );
     }
     Ok(())
@@ -210,7 +206,6 @@ fn a_claim_whose_owner_died_before_writing_is_taken_over() -> Result<(), Error> 
         let retry = store_event_with(&store, &tenant(), event("1"), NOW, &patience)?;
         assert!(SLEEPS.load(std::sync::atomic::Ordering::SeqCst) - before >= 5);
         assert!(!retry.duplicate, "{flavour}");
-        assert!(retry.event.queued);
         assert_eq!(retry.event.id, id.id);
         assert_eq!(
             get_event(&store, &tenant(), &id.id)?,
@@ -226,56 +221,25 @@ fn a_claim_whose_owner_died_before_writing_is_taken_over() -> Result<(), Error> 
 }
 
 #[test]
-fn a_record_whose_owner_died_before_queuing_is_queued_by_the_retry() -> Result<(), Error> {
+fn a_log_entry_whose_record_was_never_written_is_taken_over() -> Result<(), Error> {
     for (flavour, store) in stores() {
         let id = identity("/applications/shop", "1")?;
         assert_eq!(claim(&store, &tenant(), &id)?, 1);
-        let written = write_record(&store, &tenant(), &id, event("1"), NOW)?;
-        assert!(!written.queued); // ...and the owner dies here.
-        assert!(pending(&store, &tenant(), 10)?.is_empty());
-
-        let retry = store_event_with(
-            &store,
-            &tenant(),
-            event("1"),
-            NOW + 500,
-            &Patience::no_sleep(0),
-        )?;
-        assert!(retry.duplicate, "{flavour}");
-        assert!(retry.event.queued);
-        assert_eq!(retry.event.sequence, written.sequence);
-        assert_eq!(retry.event.received_at, NOW);
-        assert_eq!(queued(&store)?.len(), 1, "{flavour}");
-        assert_eq!(
-            pending(&store, &tenant(), 10)?,
-            [PendingEntry {
-                event_id: id.id.clone(),
-                bucket: bucket_of(written.sequence)
-            }]
+        // The owner took sequence 1 and wrote the log entry, but not the record (a backend
+        // that applies set_many one key at a time), and died.
+        let sequence = store.increment(&keys::counter(&tenant(), keys::EVENT_SEQUENCE), 1)?;
+        store.set_json(&keys::record(&tenant(), EVENTS_BY_SEQUENCE, "1"), &id.id)?;
+        assert_eq!(sequence, 1);
+        assert!(
+            queued(&store)?.is_empty(),
+            "{flavour}: no record, nothing handed over"
         );
-    }
-    Ok(())
-}
 
-#[test]
-fn a_record_queued_but_not_marked_is_not_queued_twice() -> Result<(), Error> {
-    for (flavour, store) in stores() {
-        let id = identity("/applications/shop", "1")?;
-        claim(&store, &tenant(), &id)?;
-        let written = write_record(&store, &tenant(), &id, event("1"), NOW)?;
-        due::add(
-            &store,
-            &tenant(),
-            PENDING_EVENTS,
-            bucket_of(written.sequence),
-            id.id.as_str(),
-            &Patience::no_sleep(0),
-        )?; // ...and the owner dies before marking the record queued.
-        let retry = store_event(&store, &tenant(), event("1"), NOW + 3 * MINUTE)?;
-        assert!(retry.duplicate);
-        assert!(retry.event.queued);
-        assert_eq!(retry.event.sequence, written.sequence);
-        assert_eq!(queued(&store)?.len(), 1, "{flavour}");
+        let retry = store_event_with(&store, &tenant(), event("1"), NOW, &Patience::no_sleep(0))?;
+        assert!(!retry.duplicate, "{flavour}");
+        assert_eq!(retry.event.sequence, 2);
+        // The log hands it over once, under the sequence its record carries.
+        assert_eq!(queued(&store)?, [(2, id.id.to_string())], "{flavour}");
     }
     Ok(())
 }
@@ -289,18 +253,12 @@ fn a_slow_owner_and_a_takeover_still_leave_one_record() -> Result<(), Error> {
     assert!(!takeover.duplicate);
     // ...and wakes up, finishing its steps over the takeover's.
     let late = write_record(&store, &tenant(), &id, event("1"), NOW + 10)?;
-    let late = enqueue(&store, &tenant(), late, &Patience::no_sleep(0))?;
     assert_eq!(event_records(&store).len(), 1);
     assert_eq!(get_event(&store, &tenant(), &id.id)?, Some(late.clone()));
-    // Each writer queued the id under its own sequence number: at most two entries for one
-    // event, which at-least-once delivery tolerates.
-    let entries = queued(&store)?;
-    assert!(!entries.is_empty() && entries.len() <= 2, "{entries:?}");
-    assert!(
-        entries
-            .iter()
-            .all(|(_, member)| *member == id.id.to_string())
-    );
+    // Both writers logged the id, each under its own sequence number; the log hands it over
+    // once, under the sequence the record carries.
+    assert_eq!(log_entries(&store), 2);
+    assert_eq!(queued(&store)?, [(late.sequence, id.id.to_string())]);
     // Replay yields it once, under the sequence its record carries.
     let page = events_since(&store, &tenant(), 0, 10)?;
     assert_eq!(page.events, [late]);
@@ -366,87 +324,125 @@ fn events_since_pages_in_acceptance_order_and_skips_gaps() -> Result<(), Error> 
 }
 
 #[test]
-fn pending_walks_the_buckets_from_the_cursor_and_ack_advances_it() -> Result<(), Error> {
+fn pending_reads_the_log_in_order_and_advance_moves_the_cursor() -> Result<(), Error> {
     let store = MemoryStore::spin_sqlite_like();
     let t = tenant();
-    let cursor = |store: &MemoryStore| due::cursor(store, &t, PENDING_EVENTS);
-    assert!(pending(&store, &t, 10)?.is_empty());
-    assert_eq!(cursor(&store)?, None);
+    let empty = pending(&store, &t, 10, NOW)?;
+    assert!(empty.entries.is_empty());
+    assert!(advance(&store, &t, &empty)?);
 
-    // Enough events to fill two buckets and start a third.
-    let n = 2 * PENDING_BUCKET_EVENTS + 3;
     let mut ids = Vec::new();
-    for i in 0..n {
+    for i in 0..7 {
         ids.push(
             store_event(&store, &t, event(&i.to_string()), NOW)?
                 .event
                 .id,
         );
     }
-    assert_eq!(cursor(&store)?, Some(bucket_of(1)));
-
-    // Oldest first, limited.
-    let first = pending(&store, &t, 5)?;
+    let first = pending(&store, &t, 3, NOW)?;
     assert_eq!(
-        first.iter().map(|e| e.bucket).collect::<Vec<_>>(),
-        vec![bucket_of(1); 5]
+        first.entries,
+        (1..=3)
+            .map(|s| PendingEntry {
+                sequence: s,
+                event_id: ids[s as usize - 1].clone()
+            })
+            .collect::<Vec<_>>()
     );
-    let all = pending(&store, &t, 1000)?;
-    assert_eq!(all.len() as u64, n);
-    let mut listed: Vec<_> = all.iter().map(|e| e.event_id.clone()).collect();
-    listed.sort();
-    ids.sort();
-    assert_eq!(listed, ids);
-
-    // Acking a whole bucket moves the cursor past it; acking twice is a no-op.
-    for entry in all.iter().filter(|e| e.bucket == bucket_of(1)) {
-        assert!(ack(&store, &t, entry)?);
-        assert!(!ack(&store, &t, entry)?);
-    }
-    assert_eq!(cursor(&store)?, Some(bucket_of(PENDING_BUCKET_EVENTS)));
-    for entry in &all {
-        ack(&store, &t, entry)?;
-    }
-    assert!(pending(&store, &t, 10)?.is_empty());
-
+    assert_eq!(first.to.next, 4);
+    // Until advanced, the same batch comes again; a stale batch cannot advance.
+    assert_eq!(pending(&store, &t, 3, NOW)?, first);
+    assert!(advance(&store, &t, &first)?);
+    assert!(!advance(&store, &t, &first)?, "someone else's cursor");
+    let rest = pending(&store, &t, 100, NOW)?;
+    assert_eq!(
+        rest.entries.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        [4, 5, 6, 7]
+    );
+    assert!(advance(&store, &t, &rest)?);
+    assert!(pending(&store, &t, 100, NOW)?.entries.is_empty());
     // A later event is found again.
     let late = store_event(&store, &t, event("late"), NOW)?.event.id;
-    let found = pending(&store, &t, 10)?;
+    let found = pending(&store, &t, 10, NOW)?;
     assert_eq!(
-        found.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>(),
+        found
+            .entries
+            .iter()
+            .map(|e| e.event_id.clone())
+            .collect::<Vec<_>>(),
         [late]
     );
     Ok(())
 }
 
 #[test]
-fn a_bucket_whose_elected_creator_died_is_skipped_for_the_next() -> Result<(), Error> {
+fn a_gap_holds_readers_for_the_grace_period_then_is_skipped() -> Result<(), Error> {
     for (flavour, store) in stores() {
         let t = tenant();
-        let m = bucket_of(1);
-        // The writer elected to create bucket m's index dies right after its election.
-        assert_eq!(
-            store.increment(&keys::due_seed(&t, PENDING_EVENTS, m), 1)?,
-            1
+        store_event(&store, &t, event("a"), NOW)?;
+        // A writer takes sequence 2 and dies before writing anything.
+        store.increment(&keys::counter(&t, keys::EVENT_SEQUENCE), 1)?;
+        let c = store_event(&store, &t, event("c"), NOW)?.event;
+
+        let batch = pending(&store, &t, 10, NOW)?;
+        assert_eq!(batch.entries.len(), 1, "{flavour}: stops at the gap");
+        assert!(advance(&store, &t, &batch)?);
+        // At the gap: the first reader starts the clock.
+        let waiting = pending(&store, &t, 10, NOW)?;
+        assert!(waiting.entries.is_empty());
+        assert_eq!(waiting.to.gap_since_ms, Some(NOW));
+        assert!(advance(&store, &t, &waiting)?);
+        let still = pending(&store, &t, 10, NOW + GAP_GRACE_MS - 1)?;
+        assert!(
+            still.entries.is_empty(),
+            "{flavour}: within the grace period"
         );
-        let stored = store_event_with(&store, &t, event("1"), NOW, &Patience::no_sleep(3))?;
-        assert!(stored.event.queued);
-        let next = pending(&store, &t, 10)?;
+        assert!(advance(&store, &t, &still)?);
+        // After it, the gap is skipped.
+        let after = pending(&store, &t, 10, NOW + GAP_GRACE_MS)?;
+        assert_eq!(after.skipped, [2]);
         assert_eq!(
-            next,
+            after.entries,
             [PendingEntry {
-                event_id: stored.event.id,
-                bucket: m.next()
+                sequence: 3,
+                event_id: c.id.clone()
             }],
             "{flavour}"
+        );
+        assert!(advance(&store, &t, &after)?);
+        assert_eq!(
+            store.get_json::<LogCursor>(&keys::record(&t, PENDING_EVENTS, "cursor"))?,
+            Some(LogCursor {
+                next: 4,
+                gap_since_ms: None
+            })
         );
     }
     Ok(())
 }
 
-/// A store that, just before the first compare-and-swap of the pending queue's cursor, lets a
-/// "writer" add a member to the bucket the cursor is about to leave: the writer read the cursor
-/// before it moved, so only the reader's second look can catch the member.
+#[test]
+fn a_writer_the_readers_gave_up_on_files_its_event_again() -> Result<(), Error> {
+    let store = MemoryStore::spin_sqlite_like();
+    let t = tenant();
+    // Readers skipped sequences 1 and 2 (their writers were too slow)...
+    store.set_json(
+        &keys::record(&t, PENDING_EVENTS, "cursor"),
+        &LogCursor {
+            next: 3,
+            gap_since_ms: None,
+        },
+    )?;
+    // ...so a writer that got 1 files its event again until it gets a number not yet passed.
+    let stored = store_event(&store, &t, event("slow"), NOW)?.event;
+    assert_eq!(stored.sequence, 3);
+    assert_eq!(queued(&store)?, [(3, stored.id.to_string())]);
+    Ok(())
+}
+
+/// A store that, just before the reader's compare-and-swap of the log cursor past a gap, lets
+/// the gap's slow writer finish: the writer read the cursor before it moved (so it does not
+/// file again), and only the reader's second look can catch the entry.
 struct RacingWriter {
     inner: MemoryStore,
     fired: std::sync::atomic::AtomicBool,
@@ -471,15 +467,24 @@ impl KvStore for RacingWriter {
         expected: Option<&[u8]>,
         new: &[u8],
     ) -> Result<bool, StoreError> {
-        let cursor = keys::due_cursor(&tenant(), PENDING_EVENTS);
-        if *key == cursor && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            let bucket = keys::due(&tenant(), PENDING_EVENTS, DueBucket::from_minute(0));
-            let member = identity("/applications/shop", "racer")
-                .map_err(|e| StoreError::Backend(e.to_string()))?
-                .id;
-            self.inner
-                .index_add(&bucket, member.as_str())
+        let cursor = keys::record(&tenant(), PENDING_EVENTS, "cursor");
+        if *key == cursor
+            && new.windows(8).any(|w| w == b"\"next\":3")
+            && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let id = identity("/applications/shop", "racer")
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
+            let mut slow =
+                crate::event::StoredEvent::new(id.id.clone(), tenant(), event("racer"), NOW, 1);
+            slow.sequence = 1;
+            let entry =
+                serde_json::to_vec(&id.id).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let record =
+                serde_json::to_vec(&slow).map_err(|e| StoreError::Backend(e.to_string()))?;
+            self.inner
+                .set(&keys::record(&tenant(), EVENTS_BY_SEQUENCE, "1"), &entry)?;
+            self.inner
+                .set(&keys::record_for(&tenant(), &id.id), &record)?;
         }
         self.inner.compare_and_swap(key, expected, new)
     }
@@ -489,26 +494,32 @@ impl KvStore for RacingWriter {
 }
 
 #[test]
-fn the_cursor_never_moves_past_a_member_added_while_it_moves() -> Result<(), Error> {
+fn the_cursor_never_moves_past_an_entry_written_while_it_moves() -> Result<(), Error> {
     let store = RacingWriter {
         inner: MemoryStore::new(),
         fired: false.into(),
     };
     let t = tenant();
-    let m = DueBucket::from_minute(0);
-    // An empty but existing bucket m, and the cursor on it.
+    // Sequence 1 is taken by a slow writer; 2 is stored; the gap at 1 has outlived the grace.
+    store.increment(&keys::counter(&t, keys::EVENT_SEQUENCE), 1)?;
+    store_event(&store, &t, event("b"), NOW)?;
     store.inner.set_json(
-        &keys::due(&t, PENDING_EVENTS, m),
-        &BTreeSet::<String>::new(),
+        &keys::record(&t, PENDING_EVENTS, "cursor"),
+        &LogCursor {
+            next: 1,
+            gap_since_ms: Some(NOW - GAP_GRACE_MS),
+        },
     )?;
-    store
-        .inner
-        .set_json(&keys::due_cursor(&t, PENDING_EVENTS), &m)?;
-    let found = pending(&store, &t, 10)?;
+    let batch = pending(&store, &t, 10, NOW)?;
+    assert_eq!(batch.skipped, [1]);
+    assert!(advance(&store, &t, &batch)?);
     assert!(store.fired.load(std::sync::atomic::Ordering::SeqCst));
-    assert_eq!(found.len(), 1);
-    assert_eq!(found[0].bucket, m);
-    assert_eq!(due::cursor(&store, &t, PENDING_EVENTS)?, Some(m));
+    // The reader saw the late entry and moved the cursor back to it.
+    let again = pending(&store, &t, 10, NOW)?;
+    assert_eq!(
+        again.entries.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        [1, 2]
+    );
     Ok(())
 }
 
@@ -518,7 +529,7 @@ fn unknown_events_are_absent_and_other_tenants_see_nothing() -> Result<(), Error
     let stored = store_event(&store, &tenant(), event("1"), NOW)?;
     let other = TenantId::new("other").expect("tenant");
     assert_eq!(get_event(&store, &other, &stored.event.id)?, None);
-    assert!(pending(&store, &other, 10)?.is_empty());
+    assert!(pending(&store, &other, 10, NOW)?.entries.is_empty());
     let unknown = identity("/applications/shop", "never")?.id;
     assert_eq!(get_event(&store, &tenant(), &unknown)?, None);
     Ok(())

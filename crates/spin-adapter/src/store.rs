@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use eventplane_core::{Key, KvStore, StoreError};
 use spin_sdk::key_value;
-use spin_sdk::wit::wasi::keyvalue::{atomics, store as wasi_store};
+use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store as wasi_store};
 
 /// A Spin key-value store, opened by label (the component must list it in
 /// `key_value_stores`).
@@ -121,6 +121,16 @@ impl KvStore for SpinStore {
 
     fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
         atomics::increment(self.bucket()?, key.as_str(), delta).map_err(|err| self.wasi_error(err))
+    }
+
+    /// Through `wasi:keyvalue/batch`: one host call (eventplane's host commits the keys
+    /// together; Spin's backends may apply them one by one, in order).
+    fn set_many(&self, entries: &[(Key, Vec<u8>)]) -> Result<(), StoreError> {
+        let pairs: Vec<(String, Vec<u8>)> = entries
+            .iter()
+            .map(|(key, value)| (key.as_str().to_owned(), value.clone()))
+            .collect();
+        batch::set_many(self.bucket()?, &pairs).map_err(|err| self.wasi_error(err))
     }
 }
 

@@ -245,7 +245,7 @@ e2e_test! {
 
         let store = stored(state.path(), "default")?;
         assert!(store.events.is_empty(), "nothing may be stored: {:#?}", store.events);
-        assert!(store.pending.is_empty(), "nothing may be pending: {:?}", store.pending);
+        assert!(store.log.is_empty(), "nothing may be logged: {:?}", store.log);
         Ok(())
     }
 }
