@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cloudevents::{Event, EventData};
+use crate::fastpath::{Plan, Verdict};
 
 /// Code of the error for an event type that is not in the catalog.
 pub const CODE_NOT_REGISTERED: &str = "EVENT_TYPE_NOT_REGISTERED";
@@ -255,8 +256,8 @@ fn data_instance(data: &EventData) -> Option<std::borrow::Cow<'_, Value>> {
 ///
 /// AsyncAPI's Schema Object is a superset of JSON Schema Draft 7, so payload schemas are read as
 /// Draft 7 unless they name another draft in `$schema`. Naming the draft also keeps compiling
-/// cheap: working out a draft, and checking the schema against the newest meta-schema, costs
-/// more than the validation itself, and a Spin instance compiles afresh on every request.
+/// cheaper: working out a draft costs more than the validation itself, and a Spin instance
+/// compiles afresh on every request (which is why the quick check runs first).
 fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
     let declared = schema.get("$schema").is_some();
     let options = if declared {
@@ -324,20 +325,50 @@ pub fn validate_payload(
     let Some(schema) = &entry.payload_schema else {
         return Ok(PayloadCheck::NoSchema);
     };
-    let validator = match compile(schema) {
-        Ok(validator) => validator,
-        Err(reason) => return Ok(PayloadCheck::SchemaUnusable(reason)),
-    };
-    check(&validator, data, "")
-        .map(|()| PayloadCheck::Valid)
+    Prepared::new(schema)
+        .check(schema, data, "")
         .map_err(|problems| violation(problems, 1))
+}
+
+/// One entry's schema during a request: the quick check's plan (see `fastpath`), and the
+/// `jsonschema` validator, compiled only when the quick check cannot say "valid" (that compile
+/// is the expensive part of a publish).
+struct Prepared {
+    quick: Option<Plan>,
+    full: Option<Result<jsonschema::Validator, String>>,
+}
+
+impl Prepared {
+    fn new(schema: &Value) -> Self {
+        Self {
+            quick: Plan::for_schema(schema),
+            full: None,
+        }
+    }
+
+    fn check(
+        &mut self,
+        schema: &Value,
+        data: &EventData,
+        prefix: &str,
+    ) -> Result<PayloadCheck, Vec<FieldError>> {
+        if let (Some(plan), Some(instance)) = (&self.quick, data_instance(data))
+            && plan.check(&instance) == Verdict::Valid
+        {
+            return Ok(PayloadCheck::Valid);
+        }
+        match self.full.get_or_insert_with(|| compile(schema)) {
+            Err(reason) => Ok(PayloadCheck::SchemaUnusable(reason.clone())),
+            Ok(validator) => check(validator, data, prefix).map(|()| PayloadCheck::Valid),
+        }
+    }
 }
 
 /// An application's catalog during one request, compiling each entry's schema at most once (so a
 /// batch of events of one type compiles its schema once). Nothing is kept between requests.
 pub struct Catalog<'a> {
     entries: &'a [CatalogEntry],
-    compiled: HashMap<usize, Result<jsonschema::Validator, String>>,
+    compiled: HashMap<usize, Prepared>,
 }
 
 impl<'a> Catalog<'a> {
@@ -368,14 +399,10 @@ impl<'a> Catalog<'a> {
         let Some(schema) = entries.get(index).and_then(|e| e.payload_schema.as_ref()) else {
             return Ok(PayloadCheck::NoSchema);
         };
-        let compiled = self
-            .compiled
+        self.compiled
             .entry(index)
-            .or_insert_with(|| compile(schema));
-        match compiled {
-            Err(reason) => Ok(PayloadCheck::SchemaUnusable(reason.clone())),
-            Ok(validator) => check(validator, data, prefix).map(|()| PayloadCheck::Valid),
-        }
+            .or_insert_with(|| Prepared::new(schema))
+            .check(schema, data, prefix)
     }
 
     /// Validates one event: its type (and `version` for a legacy event, see [`find`]) must be

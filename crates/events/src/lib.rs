@@ -55,6 +55,7 @@ pub mod limits;
 pub mod signing;
 pub mod token;
 
+mod fastpath;
 mod random;
 mod uri;
 
