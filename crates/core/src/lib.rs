@@ -5,6 +5,8 @@
 //! - [`keys`]: the one module that builds key-value keys, all tenant-scoped;
 //! - [`store`]: the key-value port [`KvStore`], and [`KvStoreExt`] on top of it (JSON records,
 //!   compare-and-swap updates, indexes);
+//! - [`index`]: indexes and records that are never recreated by accident, and the safe first
+//!   creation of a tenant-wide index (one elected writer), on any `KvStore`;
 //! - [`memory`]: [`MemoryStore`], the in-memory `KvStore` for tests;
 //! - [`error`]: the project's [`Error`] and its one mapping to HTTP status, code and body.
 //!
@@ -32,6 +34,7 @@
 pub mod auth;
 pub mod error;
 pub mod ids;
+pub mod index;
 pub mod keys;
 pub mod memory;
 pub mod store;

@@ -2,6 +2,7 @@
 //! Creating, updating and deleting them is in [`crate::lifecycle`].
 
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use eventplane_core::index::{all_members, update_existing};
 use eventplane_core::keys::{self, APPLICATIONS};
 use eventplane_core::{AppId, Error, KvStoreExt, PrefixedId};
 
@@ -11,7 +12,6 @@ use crate::event_apis::{self, EventApiDefinitionInput, EventApiDefinitionPage};
 use crate::model::{ApiRecord, AppRecord, ApplicationStatus, WebhookRecord};
 use crate::pagination::{self, PageInfo};
 use crate::scalars::{Labels, PageCursor};
-use crate::storage::{all_members, update_existing};
 use crate::validate;
 use crate::webhooks::{self, ApplicationWebhookInput};
 

@@ -7,6 +7,7 @@
 //! token is issued only for a credential its application still lists.
 
 use async_graphql::{ID, SimpleObject};
+use eventplane_core::index::update_existing;
 use eventplane_core::{AppId, ClientId, Error, KvStore, KvStoreExt, TenantId, keys};
 use eventplane_events::credentials::{
     self, OAuthError, OAuthErrorCode, TokenRequest, TokenResponse,
@@ -17,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use crate::applications;
 use crate::context::RequestScope;
 use crate::model::AppRecord;
-use crate::storage::update_existing;
 use crate::time::Timestamp;
 
 /// A credential as stored.

@@ -5,6 +5,7 @@
 //! and events is one read per API.
 
 use async_graphql::{ID, InputObject, Object, SimpleObject};
+use eventplane_core::index::{add_to_existing, all_members, remove_from_existing, update_existing};
 use eventplane_core::keys::{self, APPLICATION_EVENT_APIS};
 use eventplane_core::{ApiId, AppId, Error, KvStoreExt, PrefixedId};
 use eventplane_outbound::{FetchJob, FetchMode as OutboundFetchMode, FetchOutcome, FetchedFormat};
@@ -20,7 +21,6 @@ use crate::model::{
 use crate::outbox::{self, Action, Change};
 use crate::pagination::{self, PageInfo};
 use crate::scalars::{Clob, PageCursor, SubscriptionAttributes};
-use crate::storage::{add_to_existing, all_members, remove_from_existing, update_existing};
 use crate::time::Timestamp;
 use crate::validate::{self, MAX_DESCRIPTION, MAX_SHORT_TEXT};
 

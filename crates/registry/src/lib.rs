@@ -46,7 +46,6 @@ mod outbox;
 mod pagination;
 mod scalars;
 mod schema;
-mod storage;
 mod time;
 mod validate;
 mod webhooks;

@@ -6,6 +6,10 @@
 //! the application record first, then everything under it, so no key is left behind.
 
 use async_graphql::MaybeUndefined;
+use eventplane_core::index::{
+    add_to_existing, add_to_tenant_index, all_members, create_index, remove_from_existing,
+    update_existing,
+};
 use eventplane_core::keys::{self, APPLICATIONS};
 use eventplane_core::{ApiId, AppId, Error, KvStoreExt, PrefixedId, WebhookId};
 
@@ -17,10 +21,6 @@ use crate::model::{AppRecord, ApplicationStatus, ApplicationStatusCondition};
 use crate::names;
 use crate::outbox::{self, Action, Change};
 use crate::scalars::Labels;
-use crate::storage::{
-    add_to_existing, add_to_tenant_index, all_members, create_index, remove_from_existing,
-    update_existing,
-};
 use crate::time::Timestamp;
 use crate::validate::{self, MAX_DESCRIPTION};
 use crate::webhooks::{self, PreparedWebhook};

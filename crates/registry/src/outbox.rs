@@ -30,6 +30,9 @@
 //! ```
 
 use async_graphql::Enum;
+use eventplane_core::index::{
+    add_to_tenant_index, all_members, remove_from_existing, update_existing,
+};
 use eventplane_core::keys::{self, APPLICATION_WEBHOOKS, WEBHOOK_OUTBOX};
 use eventplane_core::{
     ApiId, AppId, Error, KvStore, KvStoreExt, NotificationId, PrefixedId, TenantId, WebhookId,
@@ -40,7 +43,6 @@ use serde_json::{Value, json};
 use crate::auth::Auth;
 use crate::context::RequestScope;
 use crate::model::{AppRecord, ApplicationWebhookType, LastDelivery, WebhookRecord};
-use crate::storage::{add_to_tenant_index, all_members, remove_from_existing, update_existing};
 use crate::time::Timestamp;
 
 /// How many notifications [`pending_notifications`] returns at most, oldest first.

@@ -1,6 +1,7 @@
 //! Application webhooks: their GraphQL type and input, and add / update / delete / list.
 
 use async_graphql::{ID, InputObject, Object};
+use eventplane_core::index::{add_to_existing, all_members, remove_from_existing, update_existing};
 use eventplane_core::keys::{self, APPLICATION_WEBHOOKS};
 use eventplane_core::{AppId, Error, Key, KvStoreExt, PrefixedId, WebhookId};
 
@@ -9,7 +10,6 @@ use crate::auth::{self, Auth, AuthInput};
 use crate::context::RequestScope;
 use crate::model::{ApplicationWebhookType, LastDelivery, WebhookRecord};
 use crate::outbox;
-use crate::storage::{add_to_existing, all_members, remove_from_existing, update_existing};
 use crate::time::Timestamp;
 use crate::validate;
 

@@ -1,34 +1,59 @@
-//! Store operations the registry needs beyond [`KvStoreExt`]: indexes that are never created by
-//! accident, a safe first creation of tenant-wide indexes, and updates of records that may have
-//! been deleted meanwhile.
+//! Indexes and records that are never created by accident, and a safe first creation of
+//! tenant-wide indexes: what the registry and the dispatcher need beyond [`KvStoreExt`].
 //!
-//! Why not plain `index_add`: on an absent key it compare-and-swaps against "absent", which
-//! Spin's SQLite store (3.x/4.x) performs as an unconditional write. Two writers creating the
-//! same index at once could then lose a member, and an add racing a cascade delete could bring
-//! a deleted application's index back. So:
+//! Why not plain [`KvStoreExt::index_add`]: on an absent key it compare-and-swaps against
+//! "absent", which Spin's SQLite store (3.x/4.x) performs as an unconditional write. Two
+//! writers creating the same index at once could then lose a member, and an add racing a
+//! cascade delete could bring a deleted owner's index back. So:
 //!
-//! - an application's own indexes are created with the application (nobody else knows its id
-//!   yet) and later only changed if they exist ([`add_to_existing`], [`remove_from_existing`]):
-//!   an index's existence is its owner's liveness;
-//! - a tenant-wide index is created once, by the one writer that wins an `increment` on its
-//!   seed key ([`add_to_tenant_index`]); everyone else waits for it to appear.
+//! - an index owned by one object is created with that object ([`create_index`]: nobody else
+//!   knows its id yet) and later only changed while it exists ([`add_to_existing`],
+//!   [`remove_from_existing`]): an index's existence is its owner's liveness;
+//! - a tenant-wide index is created once, by the one writer whose `increment` of its seed key
+//!   ([`keys::index_seed`]) returns 1 ([`add_to_tenant_index`]); everyone else waits for it to
+//!   appear, then changes it by compare-and-swap against its present value;
+//! - a record that may be deleted meanwhile is changed with [`update_existing`], which never
+//!   recreates it.
+//!
+//! ```
+//! use eventplane_core::index::{add_to_existing, add_to_tenant_index, all_members};
+//! use eventplane_core::keys::{self, Kind};
+//! use eventplane_core::{Error, KvStore, MemoryStore, TenantId};
+//!
+//! const THINGS: Kind = Kind::new("things");
+//!
+//! let store = MemoryStore::spin_sqlite_like();
+//! let tenant: TenantId = "acme".parse()?;
+//! add_to_tenant_index(&store, &tenant, THINGS, "a")?;
+//! add_to_tenant_index(&store, &tenant, THINGS, "b")?;
+//! assert_eq!(all_members(&store, &keys::index(&tenant, THINGS))?, ["a", "b"]);
+//!
+//! let owned = keys::owned_index(&tenant, THINGS, "gone");
+//! assert!(!add_to_existing(&store, &owned, "c")?);
+//! assert!(!store.exists(&owned)?);
+//! # Ok::<(), Error>(())
+//! ```
 
 use std::collections::BTreeSet;
 
-use eventplane_core::keys::{self, Kind};
-use eventplane_core::{Error, Key, KvStore, KvStoreExt, MAX_INDEX_PAGE, TenantId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// How many times a writer that lost the election for a tenant index checks for it.
+use crate::error::Error;
+use crate::ids::TenantId;
+use crate::keys::{self, Key, Kind};
+use crate::store::{KvStore, KvStoreExt, MAX_INDEX_PAGE};
+
+/// How many times (about a millisecond apart) a writer that lost the election for a tenant
+/// index checks for it before creating it itself.
 const SEED_WAIT_ROUNDS: u32 = 200;
 
-/// Members of an index, as `KvStoreExt`'s index operations store them.
+/// Members of an index, as [`KvStoreExt`]'s index operations store them.
 type Members = BTreeSet<String>;
 
-/// Creates the index `index` with `members`. Only for an index no one else can know yet (it
-/// belongs to an object being created).
-pub(crate) fn create_index<S: KvStore + ?Sized>(
+/// Creates the index `index` with `members`, unconditionally. Only for an index no one else
+/// can know yet (it belongs to an object being created).
+pub fn create_index<S: KvStore + ?Sized>(
     store: &S,
     index: &Key,
     members: impl IntoIterator<Item = String>,
@@ -36,8 +61,9 @@ pub(crate) fn create_index<S: KvStore + ?Sized>(
     store.set_json(index, &members.into_iter().collect::<Members>())
 }
 
-/// Adds `member` to `index` if the index exists; `Ok(false)` if it does not (its owner is gone).
-pub(crate) fn add_to_existing<S: KvStore + ?Sized>(
+/// Adds `member` to `index` by compare-and-swap if the index exists; `Ok(false)` (and nothing
+/// written) if it does not (its owner is gone). Adding a present member changes nothing.
+pub fn add_to_existing<S: KvStore + ?Sized>(
     store: &S,
     index: &Key,
     member: &str,
@@ -49,8 +75,8 @@ pub(crate) fn add_to_existing<S: KvStore + ?Sized>(
     Ok(updated.is_some())
 }
 
-/// Removes `member` from `index` if the index exists; never creates it.
-pub(crate) fn remove_from_existing<S: KvStore + ?Sized>(
+/// Removes `member` from `index` by compare-and-swap if the index exists; never creates it.
+pub fn remove_from_existing<S: KvStore + ?Sized>(
     store: &S,
     index: &Key,
     member: &str,
@@ -62,11 +88,9 @@ pub(crate) fn remove_from_existing<S: KvStore + ?Sized>(
     Ok(())
 }
 
-/// All members of `index`, in ascending order (empty if it does not exist).
-pub(crate) fn all_members<S: KvStore + ?Sized>(
-    store: &S,
-    index: &Key,
-) -> Result<Vec<String>, Error> {
+/// All members of `index`, in ascending order (empty if it does not exist), read page by page
+/// ([`MAX_INDEX_PAGE`] at a time).
+pub fn all_members<S: KvStore + ?Sized>(store: &S, index: &Key) -> Result<Vec<String>, Error> {
     let mut members = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -79,9 +103,15 @@ pub(crate) fn all_members<S: KvStore + ?Sized>(
     }
 }
 
-/// Adds `member` to the tenant-wide index `name`, creating the index the first time in a way
-/// that is safe under concurrency on every Spin backend (see the module docs).
-pub(crate) fn add_to_tenant_index<S: KvStore + ?Sized>(
+/// Adds `member` to the tenant-wide index `name` ([`keys::index`]), creating the index the
+/// first time in a way that is safe under concurrency on every Spin backend: the writer whose
+/// `increment` of [`keys::index_seed`] returns 1 creates it (empty); the others wait for it to
+/// appear. Every writer then adds its member by compare-and-swap against the present index.
+///
+/// If the elected writer died between its increment and its write, the others create the
+/// index themselves after waiting (about 200 ms): the lesser evil, which can only lose a
+/// member if that writer wakes up and writes after all.
+pub fn add_to_tenant_index<S: KvStore + ?Sized>(
     store: &S,
     tenant: &TenantId,
     name: Kind,
@@ -125,9 +155,12 @@ fn ensure_tenant_index<S: KvStore + ?Sized>(
     Ok(())
 }
 
-/// Read-modify-write of the record at `key` by compare-and-swap, only while it exists:
-/// `Ok(None)` if it is absent (deleted meanwhile), never recreating it.
-pub(crate) fn update_existing<S, T, F>(store: &S, key: &Key, mut f: F) -> Result<Option<T>, Error>
+/// Read-modify-write of the JSON record at `key` by compare-and-swap
+/// ([`KvStoreExt::update_json`]), only while it exists: `f` gets the current value and returns
+/// the new one (or an error, returned as is, to abort without writing). `Ok(Some(value
+/// written))`, or `Ok(None)` if the record is absent (deleted meanwhile): it is never
+/// recreated.
+pub fn update_existing<S, T, F>(store: &S, key: &Key, mut f: F) -> Result<Option<T>, Error>
 where
     S: KvStore + ?Sized,
     T: Serialize + DeserializeOwned,
@@ -155,9 +188,8 @@ where
 mod tests {
     use std::sync::Arc;
 
-    use eventplane_core::MemoryStore;
-
     use super::*;
+    use crate::memory::MemoryStore;
 
     const THINGS: Kind = Kind::new("things");
 
@@ -211,6 +243,20 @@ mod tests {
             let members = all_members(store.as_ref(), &keys::index(&tenant(), THINGS))?;
             assert_eq!(members.len(), 8, "round {round}: {members:?}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_tenant_index_whose_elected_creator_died_is_created_after_waiting() -> Result<(), Error> {
+        let store = MemoryStore::spin_sqlite_like();
+        // The elected writer incremented the seed, then never wrote the index.
+        assert_eq!(store.increment(&keys::index_seed(&tenant(), THINGS), 1)?, 1);
+        add_to_tenant_index(&store, &tenant(), THINGS, "a")?;
+        add_to_tenant_index(&store, &tenant(), THINGS, "b")?;
+        assert_eq!(
+            all_members(&store, &keys::index(&tenant(), THINGS))?,
+            ["a", "b"]
+        );
         Ok(())
     }
 
