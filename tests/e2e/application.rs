@@ -25,8 +25,8 @@ e2e_test! {
             ("GET", "/oauth/token"),
             ("GET", "/oauth/nope"),
             ("POST", "/events/x"),
-            ("GET", "/subscriptions"),
-            ("GET", "/subscriptions/sub_123"),
+            ("DELETE", "/subscriptions"),
+            ("PATCH", "/subscriptions/sub_123"),
             ("POST", "/dispatcher/tick"),
         ] {
             let response = client

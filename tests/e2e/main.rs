@@ -9,6 +9,7 @@ mod manifest;
 mod outbound;
 mod registry;
 mod routing;
+mod subscriptions;
 mod variables;
 
 /// One multi-threaded runtime per test, so that requests really run concurrently.

@@ -8,6 +8,7 @@
 //! - [`index`]: indexes and records that are never recreated by accident, and the safe first
 //!   creation of a tenant-wide index (one elected writer), on any `KvStore`;
 //! - [`memory`]: [`MemoryStore`], the in-memory `KvStore` for tests;
+//! - [`random`]: random bytes from the operating system, for secrets;
 //! - [`error`]: the project's [`Error`] and its one mapping to HTTP status, code and body.
 //!
 //! ```
@@ -37,6 +38,7 @@ pub mod ids;
 pub mod index;
 pub mod keys;
 pub mod memory;
+pub mod random;
 pub mod store;
 
 pub use error::{Error, FieldError};

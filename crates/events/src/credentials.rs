@@ -45,7 +45,7 @@ pub const TOKEN_RESPONSE_HEADERS: [(&str, &str); 2] =
 
 /// New client credentials: the id and the secret (shown once, never stored in clear).
 pub fn generate() -> Result<(ClientId, String), Error> {
-    let bytes = crate::random::bytes::<SECRET_BYTES>()?;
+    let bytes = eventplane_core::random::bytes::<SECRET_BYTES>()?;
     Ok((
         ClientId::new(),
         format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)),
@@ -61,7 +61,7 @@ fn digest(salt: &[u8], secret: &str) -> String {
 
 /// The storable hash of `secret`: `sha256$<salt>$<hex digest>` with a fresh random salt.
 pub fn hash_secret(secret: &str) -> Result<String, Error> {
-    let salt = crate::random::bytes::<SALT_BYTES>()?;
+    let salt = eventplane_core::random::bytes::<SALT_BYTES>()?;
     Ok(format!(
         "{HASH_SCHEME}${}${}",
         URL_SAFE_NO_PAD.encode(salt),

@@ -56,7 +56,6 @@ pub mod signing;
 pub mod token;
 
 mod fastpath;
-mod random;
 mod uri;
 
 pub use catalog::{CatalogEntry, CatalogError};

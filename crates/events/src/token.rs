@@ -318,7 +318,7 @@ impl SigningKey {
         // A random 32-byte string is a valid scalar unless it is zero or not below the group
         // order, which happens with probability below 2^-32; retry a few times anyway.
         for _ in 0..8 {
-            let bytes = crate::random::bytes::<32>()?;
+            let bytes = eventplane_core::random::bytes::<32>()?;
             if let Ok(key) = p256::SecretKey::from_slice(&bytes) {
                 return Ok(Self::from_p256(&key)?);
             }

@@ -42,11 +42,7 @@ pub enum Credential {
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Basic { username, .. } => f
-                .debug_struct("Basic")
-                .field("username", username)
-                .field("password", &SECRET_MASK)
-                .finish(),
+            Self::Basic { username, .. } => debug_basic(f, username),
             Self::OAuth { client_id, url, .. } => f
                 .debug_struct("OAuth")
                 .field("client_id", client_id)
@@ -55,6 +51,15 @@ impl fmt::Debug for Credential {
                 .finish(),
         }
     }
+}
+
+/// Writes a basic credential for `Debug` as `Basic { username: "…", password: "********" }`:
+/// the password is never shown, whichever type holds it.
+pub fn debug_basic(f: &mut fmt::Formatter<'_>, username: &str) -> fmt::Result {
+    f.debug_struct("Basic")
+        .field("username", &username)
+        .field("password", &SECRET_MASK)
+        .finish()
 }
 
 /// How to authenticate one call.

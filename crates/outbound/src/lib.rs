@@ -7,6 +7,7 @@
 //!   reused;
 //! - [`csrf`]: the CSRF-token handshake (`X-CSRF-Token: Fetch`, then the token and the cookies);
 //! - [`redirect`]: which responses redirect and where to;
+//! - [`url`]: which URLs may be called at all (absolute `http`/`https` with a host);
 //! - [`fetch`]: the fetcher's wire protocol ([`FetchJob`] in, [`FetchOutcome`] out), its
 //!   limits, and the messages a person reads when a fetch fails.
 #![deny(missing_docs)]
@@ -16,6 +17,7 @@ pub mod csrf;
 pub mod fetch;
 pub mod oauth;
 pub mod redirect;
+pub mod url;
 
 pub use auth::{Credential, CsrfAuth, RequestAuth};
 pub use fetch::{FetchJob, FetchLimits, FetchMode, FetchOutcome, FetchedFormat};

@@ -2,6 +2,7 @@
 //! `BAD_USER_INPUT` error. Inputs are validated once, at the resolver, into stored types.
 
 use eventplane_core::Error;
+use eventplane_outbound::url::{UrlProblem, http_host};
 
 /// The longest application name (a DNS label).
 pub(crate) const MAX_APPLICATION_NAME: usize = 63;
@@ -76,44 +77,16 @@ pub(crate) fn http_url(field: &str, url: String) -> Result<String, Error> {
 }
 
 fn url_problem(url: &str) -> Option<String> {
-    if url.len() > MAX_URL {
-        return Some(format!("must be at most {MAX_URL} bytes"));
-    }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Some("must not contain whitespace or control characters".to_owned());
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Some(format!("{url:?} is not an absolute http or https URL"));
-    };
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return Some(format!("the scheme must be http or https, not {scheme:?}"));
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
-        bracketed
-            .split_once(']')
-            .map(|(host, _)| host)
-            .unwrap_or_default()
-    } else {
-        host_port.split(':').next().unwrap_or_default()
-    };
-    if host.is_empty() {
-        return Some(format!("{url:?} has no host"));
-    }
-    let port = if host_port.starts_with('[') {
-        host_port.split_once("]:").map(|(_, port)| port)
-    } else {
-        host_port.split_once(':').map(|(_, port)| port)
-    };
-    if let Some(port) = port
-        && (port.is_empty() || port.parse::<u16>().is_err())
-    {
-        return Some(format!("{url:?} has an invalid port"));
-    }
-    None
+    let problem = http_host(url, MAX_URL).err()?;
+    Some(match problem {
+        UrlProblem::NotAbsolute => format!("{url:?} is not an absolute http or https URL"),
+        UrlProblem::MalformedHost | UrlProblem::NoHost | UrlProblem::InvalidPort => {
+            format!("{url:?} {problem}")
+        }
+        UrlProblem::TooLong(_) | UrlProblem::Whitespace | UrlProblem::Scheme(_) => {
+            problem.to_string()
+        }
+    })
 }
 
 /// Keys and values of labels: non-empty keys of at most [`MAX_SHORT_TEXT`] characters,

@@ -1,0 +1,455 @@
+//! The subscriptions REST API, free of Spin: what each [`Operation`] does with a request that
+//! has been authenticated, scoped to a tenant and had its body read, and the [`Reply`] it
+//! gives. The `dispatcher` component routes, checks the admin token, reads the body (at most
+//! [`MAX_BODY_BYTES`], after [`Operation::check_content_type`]) and turns the reply into a
+//! response.
+//!
+//! | operation | request | reply |
+//! |---|---|---|
+//! | [`Create`](Operation::Create) | `POST /subscriptions`, a subscription body | `201`, the view with the generated secret (once), `Location` |
+//! | [`List`](Operation::List) | `GET /subscriptions?limit=&cursor=` | `200`, `{"data": [...], "nextCursor": "…" \| null}` |
+//! | [`Get`](Operation::Get) | `GET /subscriptions/{id}` | `200`, the view |
+//! | [`Replace`](Operation::Replace) | `PUT /subscriptions/{id}`, a subscription body | `200`, the view |
+//! | [`Delete`](Operation::Delete) | `DELETE /subscriptions/{id}` | `204` |
+//! | [`Pause`](Operation::Pause) | `POST /subscriptions/{id}/pause`, optionally `{"reason": "…"}` | `200`, the view |
+//! | [`Resume`](Operation::Resume) | `POST /subscriptions/{id}/resume` | `200`, the view |
+//!
+//! Errors are [`Error`]s: `400` (malformed JSON, a body that is not an object, a bad `limit` or
+//! `cursor`), `404` (an unknown or malformed id), `415` (a body that is not
+//! `application/json`), `422` (invalid fields, each with its path).
+
+use eventplane_core::{Error, KvStore, SubscriptionId, TenantId};
+use serde_json::Value;
+
+use crate::input::{SubscriptionInput, parse_pause};
+use crate::signing::GENERATED_KEY_BYTES;
+use crate::store;
+
+/// The largest request body accepted, in bytes (64 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The media type of request bodies.
+pub const JSON: &str = "application/json";
+
+/// Where the subscriptions live: `/subscriptions`.
+pub const BASE_PATH: &str = "/subscriptions";
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Create a subscription.
+    Create,
+    /// A page of the tenant's subscriptions.
+    List,
+    /// One subscription.
+    Get,
+    /// Replace a subscription.
+    Replace,
+    /// Delete a subscription.
+    Delete,
+    /// Pause a subscription.
+    Pause,
+    /// Resume a subscription.
+    Resume,
+}
+
+impl Operation {
+    /// Whether the request's body is read: a subscription (create, replace) or an optional
+    /// pause reason.
+    pub fn reads_body(self) -> bool {
+        matches!(self, Self::Create | Self::Replace | Self::Pause)
+    }
+
+    /// Checks the `Content-Type` of a request before its body is read: `application/json`
+    /// (parameters such as `charset` allowed) for a create or a replace, and for a pause when
+    /// the header is present (a pause may come without a body, and so without the header).
+    /// `415` otherwise. Requests whose body is not read pass.
+    pub fn check_content_type(self, content_type: Option<&str>) -> Result<(), Error> {
+        match (self, content_type) {
+            (Self::Pause, None) => Ok(()),
+            (Self::Create | Self::Replace | Self::Pause, content_type) => {
+                let content_type = content_type.unwrap_or_default();
+                let media_type = content_type.split(';').next().unwrap_or_default();
+                if media_type.trim().eq_ignore_ascii_case(JSON) {
+                    Ok(())
+                } else {
+                    Err(Error::unsupported_media_type(format!(
+                        "Content-Type must be {JSON}, not {content_type:?}"
+                    )))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A request to the subscriptions API, authenticated and with its body read.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// What it asks for.
+    pub operation: Operation,
+    /// The `{id}` path segment, for operations on one subscription.
+    pub id: Option<&'a str>,
+    /// The query string (without `?`), for a list.
+    pub query: &'a str,
+    /// The body (empty when not read).
+    pub body: &'a [u8],
+}
+
+/// What to answer: a status, a JSON body (none for `204`) and, for a create, the `Location`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON body, if any.
+    pub body: Option<Value>,
+    /// The `Location` header (the created subscription's path).
+    pub location: Option<String>,
+}
+
+impl Reply {
+    fn json(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            body: Some(body),
+            location: None,
+        }
+    }
+}
+
+/// Runs `request` for `tenant` at `now_ms` (Unix milliseconds). `secret_random` supplies the
+/// random bytes of a generated signing secret; it is called only by a create that gives no
+/// secret.
+pub fn execute(
+    kv: &dyn KvStore,
+    tenant: &TenantId,
+    request: Request<'_>,
+    now_ms: u64,
+    secret_random: impl FnOnce() -> Result<[u8; GENERATED_KEY_BYTES], Error>,
+) -> Result<Reply, Error> {
+    let id = || parse_id(request.id.unwrap_or_default());
+    Ok(match request.operation {
+        Operation::Create => {
+            let input = SubscriptionInput::parse(&parse_json(request.body)?)?;
+            let random = match input.signing_secret {
+                Some(_) => [0; GENERATED_KEY_BYTES],
+                None => secret_random()?,
+            };
+            let created = store::create(kv, tenant, input, random, now_ms)?;
+            Reply {
+                location: Some(format!("{BASE_PATH}/{}", created.subscription.id)),
+                ..Reply::json(201, created.view())
+            }
+        }
+        Operation::List => {
+            let query = ListQuery::parse(request.query)?;
+            let page = store::list(kv, tenant, query.cursor.as_deref(), query.limit)?;
+            Reply::json(200, page.view())
+        }
+        Operation::Get => Reply::json(200, store::get(kv, tenant, &id()?)?.view()),
+        Operation::Replace => {
+            let id = id()?;
+            let input = SubscriptionInput::parse(&parse_json(request.body)?)?;
+            Reply::json(200, store::replace(kv, tenant, &id, input, now_ms)?.view())
+        }
+        Operation::Delete => {
+            store::delete(kv, tenant, &id()?)?;
+            Reply {
+                status: 204,
+                body: None,
+                location: None,
+            }
+        }
+        Operation::Pause => {
+            let id = id()?;
+            let reason = if request.body.trim_ascii().is_empty() {
+                None
+            } else {
+                parse_pause(&parse_json(request.body)?)?
+            };
+            Reply::json(200, store::pause(kv, tenant, &id, reason, now_ms)?.view())
+        }
+        Operation::Resume => Reply::json(200, store::resume(kv, tenant, &id()?, now_ms)?.view()),
+    })
+}
+
+/// The paging parameters of a list: `limit` and `cursor` (other parameters are ignored).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// The page size asked for (checked by [`store::list`]).
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// Reads a query string (`limit=2&cursor=sub_…`, form-encoded); a `limit` that is not a
+    /// whole number is a `400`. Empty values count as absent; of repeated ones the last counts.
+    pub fn parse(query: &str) -> Result<Self, Error> {
+        let mut parsed = Self::default();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let value = Some(value.into_owned()).filter(|value| !value.is_empty());
+            match name.as_ref() {
+                "limit" => {
+                    parsed.limit =
+                        value
+                            .map(|text| text.parse::<u32>())
+                            .transpose()
+                            .map_err(|_| {
+                                Error::invalid(
+                                    "limit",
+                                    format!(
+                                        "must be a whole number from 1 to {}",
+                                        store::MAX_PAGE_SIZE
+                                    ),
+                                )
+                            })?;
+                }
+                "cursor" => parsed.cursor = value,
+                _ => {}
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// The subscription id of a path segment; `404 NOT_FOUND` if it is not one (no such
+/// subscription can exist).
+pub fn parse_id(text: &str) -> Result<SubscriptionId, Error> {
+    text.parse()
+        .map_err(|_| Error::not_found(format!("no subscription {text}")))
+}
+
+/// A request body as JSON; `400` (field `body`) if it is not.
+pub fn parse_json(body: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice(body)
+        .map_err(|err| Error::invalid("body", format!("is not JSON: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use eventplane_core::MemoryStore;
+    use serde_json::json;
+
+    use super::*;
+    use crate::tests::{NOW, SECRET, full_body, tenant};
+
+    fn run(
+        store: &MemoryStore,
+        operation: Operation,
+        id: Option<&str>,
+        body: &[u8],
+    ) -> Result<Reply, Error> {
+        run_query(store, operation, id, "", body)
+    }
+
+    fn run_query(
+        store: &MemoryStore,
+        operation: Operation,
+        id: Option<&str>,
+        query: &str,
+        body: &[u8],
+    ) -> Result<Reply, Error> {
+        let request = Request {
+            operation,
+            id,
+            query,
+            body,
+        };
+        execute(store, &tenant(), request, NOW, || {
+            Ok([9; GENERATED_KEY_BYTES])
+        })
+    }
+
+    fn minimal(name: &str) -> Vec<u8> {
+        json!({"name": name, "sink": {"url": "https://hooks.example/in"},
+               "filter": {"application": "shop"}})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn body(reply: &Reply) -> &Value {
+        reply.body.as_ref().expect("a JSON body")
+    }
+
+    #[test]
+    fn create_get_replace_pause_resume_delete() -> Result<(), Error> {
+        let store = MemoryStore::spin_sqlite_like();
+        let created = run(&store, Operation::Create, None, &minimal("orders"))?;
+        assert_eq!(created.status, 201);
+        let id = body(&created)["id"].as_str().expect("id").to_owned();
+        assert!(id.starts_with("sub_"), "{id}");
+        assert_eq!(created.location, Some(format!("/subscriptions/{id}")));
+        let secret = body(&created)["signing"]["secret"]
+            .as_str()
+            .expect("secret");
+        assert!(secret.starts_with("whsec_"), "{secret}");
+
+        let got = run(&store, Operation::Get, Some(&id), b"")?;
+        assert_eq!(got.status, 200);
+        assert_eq!(body(&got)["signing"], json!({"secretSet": true}));
+
+        let replaced = run(&store, Operation::Replace, Some(&id), &minimal("renamed"))?;
+        assert_eq!(
+            (
+                replaced.status,
+                &body(&replaced)["name"],
+                &body(&replaced)["version"]
+            ),
+            (200, &json!("renamed"), &json!(2))
+        );
+
+        let paused = run(
+            &store,
+            Operation::Pause,
+            Some(&id),
+            br#"{"reason": "maintenance"}"#,
+        )?;
+        assert_eq!(body(&paused)["status"], json!("paused"));
+        assert_eq!(body(&paused)["pausedReason"], json!("maintenance"));
+        let resumed = run(&store, Operation::Resume, Some(&id), b"")?;
+        assert_eq!(body(&resumed)["status"], json!("active"));
+        let paused = run(&store, Operation::Pause, Some(&id), b" ")?;
+        assert_eq!(body(&paused).get("pausedReason"), None);
+
+        let deleted = run(&store, Operation::Delete, Some(&id), b"")?;
+        assert_eq!((deleted.status, deleted.body), (204, None));
+        let err = run(&store, Operation::Get, Some(&id), b"").expect_err("deleted");
+        assert_eq!(err.status(), 404);
+        Ok(())
+    }
+
+    #[test]
+    fn a_given_secret_needs_no_randomness() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        let request = Request {
+            operation: Operation::Create,
+            id: None,
+            query: "",
+            body: &full_body().to_string().into_bytes(),
+        };
+        let reply = execute(&store, &tenant(), request, NOW, || {
+            Err(Error::internal("no randomness"))
+        })?;
+        assert_eq!(body(&reply)["signing"], json!({"secretSet": true}));
+        assert!(!body(&reply).to_string().contains(SECRET));
+        Ok(())
+    }
+
+    #[test]
+    fn lists_page_with_limit_and_cursor() -> Result<(), Error> {
+        let store = MemoryStore::spin_sqlite_like();
+        for i in 0..3 {
+            run(&store, Operation::Create, None, &minimal(&format!("s{i}")))?;
+        }
+        let first = run_query(&store, Operation::List, None, "limit=2&other=x", b"")?;
+        assert_eq!(body(&first)["data"].as_array().map(Vec::len), Some(2));
+        let cursor = body(&first)["nextCursor"]
+            .as_str()
+            .expect("cursor")
+            .to_owned();
+        let rest = run_query(
+            &store,
+            Operation::List,
+            None,
+            &format!("cursor={cursor}&limit=2"),
+            b"",
+        )?;
+        assert_eq!(body(&rest)["data"][0]["name"], json!("s2"));
+        assert_eq!(body(&rest)["nextCursor"], Value::Null);
+        let all = run_query(&store, Operation::List, None, "limit=&cursor=", b"")?;
+        assert_eq!(body(&all)["data"].as_array().map(Vec::len), Some(3));
+        for (query, field) in [
+            ("limit=ten", "limit"),
+            ("limit=-1", "limit"),
+            ("limit=0", "limit"),
+            ("limit=201", "limit"),
+            ("cursor=nope", "cursor"),
+        ] {
+            let err = run_query(&store, Operation::List, None, query, b"").expect_err(query);
+            assert_eq!(
+                (err.status(), err.details()[0].field.as_str()),
+                (400, field),
+                "{query}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bad_bodies_and_ids() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        for (body, status, field) in [
+            (&b"{"[..], 400, "body"),
+            (b"", 400, "body"),
+            (b"[1]", 400, "body"),
+            (
+                br#"{"name": "x", "sink": {"url": "ftp://x"}, "filter": {"application": "shop"}}"#,
+                422,
+                "sink.url",
+            ),
+        ] {
+            let err = run(&store, Operation::Create, None, body).expect_err("bad body");
+            assert_eq!(
+                (err.status(), err.details()[0].field.as_str()),
+                (status, field)
+            );
+        }
+        let id = run(&store, Operation::Create, None, &minimal("s"))?;
+        let id = body(&id)["id"].as_str().expect("id").to_owned();
+        for (pause, status, field) in [
+            (&br#"{"reason": 5}"#[..], 422, "reason"),
+            (br#"{"why": "x"}"#, 422, "why"),
+            (br#""x""#, 400, "body"),
+            (b"{", 400, "body"),
+        ] {
+            let err = run(&store, Operation::Pause, Some(&id), pause).expect_err("bad pause");
+            assert_eq!(
+                (err.status(), err.details()[0].field.as_str()),
+                (status, field)
+            );
+        }
+        for unknown in [
+            "sub_123",
+            "nope",
+            "",
+            "app_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f",
+        ] {
+            for operation in [Operation::Get, Operation::Delete, Operation::Resume] {
+                let err = run(&store, operation, Some(unknown), b"").expect_err("unknown");
+                assert_eq!(err.status(), 404, "{operation:?} {unknown}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn content_types_are_checked_before_reading() {
+        for (operation, content_type, ok) in [
+            (Operation::Create, Some("application/json"), true),
+            (
+                Operation::Create,
+                Some("Application/JSON; charset=utf-8"),
+                true,
+            ),
+            (Operation::Create, Some("text/plain"), false),
+            (Operation::Create, None, false),
+            (
+                Operation::Replace,
+                Some("application/x-www-form-urlencoded"),
+                false,
+            ),
+            (Operation::Pause, None, true),
+            (Operation::Pause, Some("application/json"), true),
+            (Operation::Pause, Some("text/plain"), false),
+            (Operation::Get, Some("text/plain"), true),
+            (Operation::Delete, None, true),
+        ] {
+            let result = operation.check_content_type(content_type);
+            assert_eq!(result.is_ok(), ok, "{operation:?} {content_type:?}");
+            if let Err(err) = result {
+                assert_eq!(err.status(), 415);
+            }
+        }
+    }
+}

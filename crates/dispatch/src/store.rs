@@ -1,0 +1,381 @@
+//! Subscriptions in the key-value store (layout in [`keys`]), and the delivery
+//! records whose consistency depends on them.
+//!
+//! Every read-modify-write is a compare-and-swap ([`KvStoreExt::update_json`]) that never
+//! recreates a deleted record. The tenant's subscription index is created once, by the writer
+//! that wins an `increment` of its seed key ([`add_to_tenant_index`]), because a
+//! compare-and-swap against "absent" is an unconditional write on Spin's SQLite store (two
+//! first creates could otherwise lose one). The index helpers are shared with the registry, in
+//! [`eventplane_core::index`].
+
+use eventplane_core::index::{
+    add_to_existing, add_to_tenant_index, create_index, remove_from_existing,
+};
+use eventplane_core::{
+    Error, EventId, KvStore, KvStoreExt, MAX_INDEX_PAGE, SubscriptionId, TenantId,
+};
+use serde_json::{Value, json};
+
+use crate::filter::FilterSubject;
+use crate::input::{SubscriptionInput, check_reason};
+use crate::keys;
+use crate::model::{Subscription, SubscriptionStatus};
+use crate::records::{Attempt, DeadLetter};
+use crate::signing::{GENERATED_KEY_BYTES, SigningSecret};
+use crate::time::Timestamp;
+
+/// The page size of [`list`] when none is asked for.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// The largest page size of [`list`].
+pub const MAX_PAGE_SIZE: u32 = 200;
+/// How many attempts of one delivery [`append_attempt`] keeps (the most recent).
+pub const MAX_ATTEMPTS_KEPT: usize = 200;
+
+/// A created subscription, and its signing secret if it was generated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The stored subscription.
+    pub subscription: Subscription,
+    /// The generated signing secret; `None` if the request gave one.
+    pub generated_secret: Option<SigningSecret>,
+}
+
+impl Created {
+    /// The create response: the subscription's view, with `signing.secret` holding the
+    /// generated secret (the only time it is shown; absent if the request gave the secret).
+    pub fn view(&self) -> Value {
+        let mut view = self.subscription.view();
+        if let Some(secret) = &self.generated_secret {
+            view["signing"] = json!({"secretSet": true, "secret": secret.expose()});
+        }
+        view
+    }
+}
+
+/// One page of a tenant's subscriptions, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionPage {
+    /// The subscriptions on this page.
+    pub data: Vec<Subscription>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl SubscriptionPage {
+    /// The list response: `{"data": [views], "nextCursor": "sub_…" | null}`.
+    pub fn view(&self) -> Value {
+        json!({
+            "data": self.data.iter().map(Subscription::view).collect::<Vec<_>>(),
+            "nextCursor": self.next_cursor,
+        })
+    }
+}
+
+/// Stores a new subscription (active, version 1). Its signing secret is the one given, or one
+/// generated from `secret_random` (random bytes from the caller). `now_ms` is Unix time in
+/// milliseconds.
+pub fn create(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    input: SubscriptionInput,
+    secret_random: [u8; GENERATED_KEY_BYTES],
+    now_ms: u64,
+) -> Result<Created, Error> {
+    let now = Timestamp::from_unix_ms(now_ms);
+    let (signing_secret, generated_secret) = match input.signing_secret {
+        Some(secret) => (secret, None),
+        None => {
+            let secret = SigningSecret::generate(secret_random);
+            (secret.clone(), Some(secret))
+        }
+    };
+    let subscription = Subscription {
+        id: SubscriptionId::new(),
+        tenant: tenant.clone(),
+        name: input.name,
+        sink: input.sink,
+        filter: input.filter,
+        delivery: input.delivery,
+        signing_secret,
+        status: SubscriptionStatus::Active,
+        paused_reason: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    // Nobody else knows the id yet: plain writes are safe. The record and its dead-letter
+    // index exist before the id is listed.
+    store.set_json(&keys::subscription(tenant, &subscription.id), &subscription)?;
+    create_index(store, &keys::dead_letters(tenant, &subscription.id), [])?;
+    add_to_tenant_index(store, tenant, keys::SUBSCRIPTIONS, subscription.id.as_str())?;
+    Ok(Created {
+        subscription,
+        generated_secret,
+    })
+}
+
+/// The subscription `id`; `404 NOT_FOUND` if there is none.
+pub fn get(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+) -> Result<Subscription, Error> {
+    store
+        .get_json(&keys::subscription(tenant, id))?
+        .ok_or_else(|| not_found(id))
+}
+
+/// A page of the tenant's subscriptions, oldest first: up to `limit` (1 to
+/// [`MAX_PAGE_SIZE`], default [`DEFAULT_PAGE_SIZE`]) after `cursor` (a previous page's
+/// `next_cursor`). A bad `limit` or `cursor` is a `400 BAD_REQUEST`.
+pub fn list(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<SubscriptionPage, Error> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(Error::invalid(
+            "limit",
+            format!("must be from 1 to {MAX_PAGE_SIZE}"),
+        ));
+    }
+    if let Some(cursor) = cursor
+        && cursor.parse::<SubscriptionId>().is_err()
+    {
+        return Err(Error::invalid(
+            "cursor",
+            "is not a cursor from a previous page",
+        ));
+    }
+    let page = store.index_page(
+        &keys::subscriptions(tenant),
+        cursor,
+        usize::try_from(limit).unwrap_or(MAX_INDEX_PAGE),
+    )?;
+    let mut data = Vec::with_capacity(page.members.len());
+    for member in &page.members {
+        if let Some(subscription) = load_member(store, tenant, member)? {
+            data.push(subscription);
+        }
+    }
+    Ok(SubscriptionPage {
+        data,
+        next_cursor: page.next,
+    })
+}
+
+/// Replaces subscription `id` with `input` (a `PUT`): keeps its id, tenant, creation time,
+/// status and pause reason, and its signing secret unless `input` gives a new one; bumps
+/// `version` and `updated_at`. `404 NOT_FOUND` if it does not exist (it is never recreated).
+pub fn replace(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    input: SubscriptionInput,
+    now_ms: u64,
+) -> Result<Subscription, Error> {
+    update_subscription(store, tenant, id, now_ms, |current| {
+        Some(Subscription {
+            name: input.name.clone(),
+            sink: input.sink.clone(),
+            filter: input.filter.clone(),
+            delivery: input.delivery.clone(),
+            signing_secret: input
+                .signing_secret
+                .clone()
+                .unwrap_or_else(|| current.signing_secret.clone()),
+            ..current.clone()
+        })
+    })
+}
+
+/// Deletes subscription `id`: unlists it (so no new delivery finds it), then removes its
+/// record and its dead-letter index. `404 NOT_FOUND` if it does not exist. Delivery records
+/// (state, attempts, dead letters) are left to expire with the events; the dispatcher must
+/// check that a subscription still exists before each attempt.
+pub fn delete(store: &dyn KvStore, tenant: &TenantId, id: &SubscriptionId) -> Result<(), Error> {
+    let key = keys::subscription(tenant, id);
+    if !store.exists(&key)? {
+        return Err(not_found(id));
+    }
+    remove_from_existing(store, &keys::subscriptions(tenant), id.as_str())?;
+    store.delete(&key)?;
+    store.delete(&keys::dead_letters(tenant, id))?;
+    Ok(())
+}
+
+/// Pauses subscription `id` with an optional reason (checked like the API's: at most 500
+/// characters). Pausing a paused subscription changes nothing (its reason stays). `404` if it
+/// does not exist.
+pub fn pause(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    reason: Option<String>,
+    now_ms: u64,
+) -> Result<Subscription, Error> {
+    let reason = check_reason(reason)?;
+    set_status(
+        store,
+        tenant,
+        id,
+        SubscriptionStatus::Paused,
+        reason,
+        now_ms,
+    )
+}
+
+/// Resumes subscription `id` (clearing its pause reason). Resuming an active subscription
+/// changes nothing. `404` if it does not exist.
+pub fn resume(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    now_ms: u64,
+) -> Result<Subscription, Error> {
+    set_status(store, tenant, id, SubscriptionStatus::Active, None, now_ms)
+}
+
+/// Moves subscription `id` to `status` with `paused_reason`; nothing changes if it already has
+/// that status. `404` if it does not exist.
+fn set_status(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    status: SubscriptionStatus,
+    paused_reason: Option<String>,
+    now_ms: u64,
+) -> Result<Subscription, Error> {
+    update_subscription(store, tenant, id, now_ms, |current| {
+        (current.status != status).then(|| Subscription {
+            status,
+            paused_reason: paused_reason.clone(),
+            ..current.clone()
+        })
+    })
+}
+
+/// The tenant's active subscriptions whose filter matches the event, oldest first.
+pub fn active_for(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    subject: &FilterSubject<'_>,
+) -> Result<Vec<Subscription>, Error> {
+    let index = keys::subscriptions(tenant);
+    let mut matching = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.index_page(&index, after.as_deref(), MAX_INDEX_PAGE)?;
+        for member in &page.members {
+            if let Some(subscription) = load_member(store, tenant, member)?
+                && subscription.is_active()
+                && subscription.filter.matches(subject)
+            {
+                matching.push(subscription);
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(matching),
+        }
+    }
+}
+
+/// Records a dead letter and lists its event in the subscription's dead-letter index.
+/// `Ok(false)` (and nothing kept) if the subscription was deleted meanwhile.
+pub fn add_dead_letter(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    dead_letter: &DeadLetter,
+) -> Result<bool, Error> {
+    let (sub, event) = (&dead_letter.subscription_id, &dead_letter.event_id);
+    let record = keys::dead_letter(tenant, sub, event);
+    store.set_json(&record, dead_letter)?;
+    if add_to_existing(store, &keys::dead_letters(tenant, sub), event.as_str())? {
+        Ok(true)
+    } else {
+        store.delete(&record)?;
+        Ok(false)
+    }
+}
+
+/// Appends an attempt to the log of its delivery, keeping the latest [`MAX_ATTEMPTS_KEPT`].
+///
+/// The first append to a log is a compare-and-swap against "absent", which Spin's SQLite store
+/// performs unconditionally: the dispatcher must not make two attempts of one delivery at once
+/// (its delivery state serializes them), or one record may be lost.
+pub fn append_attempt(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    subscription: &SubscriptionId,
+    attempt: &Attempt,
+) -> Result<(), Error> {
+    let key = keys::attempts(tenant, subscription, &attempt.event_id);
+    store.update_json(&key, |log: Option<Vec<Attempt>>| {
+        let mut log = log.unwrap_or_default();
+        log.push(attempt.clone());
+        let excess = log.len().saturating_sub(MAX_ATTEMPTS_KEPT);
+        log.drain(..excess);
+        Ok(log)
+    })?;
+    Ok(())
+}
+
+/// The attempts of `event` to `subscription`, oldest first (empty if none).
+pub fn attempts(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    subscription: &SubscriptionId,
+    event: &EventId,
+) -> Result<Vec<Attempt>, Error> {
+    Ok(store
+        .get_json(&keys::attempts(tenant, subscription, event))?
+        .unwrap_or_default())
+}
+
+fn not_found(id: &SubscriptionId) -> Error {
+    Error::not_found(format!("no subscription {id}"))
+}
+
+/// The subscription an index member names; `None` if the member is not an id or the record is
+/// gone (a delete in progress).
+fn load_member(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    member: &str,
+) -> Result<Option<Subscription>, Error> {
+    let Ok(id) = member.parse::<SubscriptionId>() else {
+        return Ok(None);
+    };
+    store.get_json(&keys::subscription(tenant, &id))
+}
+
+/// Compare-and-swap update of subscription `id` while it exists: `change` returns the new
+/// subscription, or `None` to leave it as it is. A change bumps `version` and sets
+/// `updated_at`. `404` if the subscription does not exist.
+fn update_subscription(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    now_ms: u64,
+    mut change: impl FnMut(&Subscription) -> Option<Subscription>,
+) -> Result<Subscription, Error> {
+    store.update_json(
+        &keys::subscription(tenant, id),
+        |current: Option<Subscription>| {
+            let Some(current) = current else {
+                return Err(not_found(id));
+            };
+            Ok(match change(&current) {
+                Some(mut changed) => {
+                    changed.version = current.version.saturating_add(1);
+                    changed.updated_at = Timestamp::from_unix_ms(now_ms).max(current.updated_at);
+                    changed
+                }
+                None => current,
+            })
+        },
+    )
+}
