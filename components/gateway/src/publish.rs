@@ -319,14 +319,28 @@ async fn publish_legacy(
     Ok(json_response(200, &answer))
 }
 
-/// `GET /events/{application}/v1/events/subscribed`: the event types of the application that
-/// have an active subscription (none until subscriptions exist).
+/// `GET /events/{application}/v1/events/subscribed`: the event types of the application's
+/// catalog that at least one active subscription can receive (its filter's criteria other
+/// than extension attributes, which depend on each event, accept the type from this
+/// application's source), each once, in catalog order.
 pub async fn subscribed(request: IncomingRequest, application: &str) -> Response {
     let result = async {
         let ctx = context(&request).await?;
         token::authorize(&ctx.publisher, SCOPE_PUBLISH, application)?;
-        self::application(&ctx, application)?;
-        Ok::<_, Failure>(json_response(200, &json!({ "eventsInfo": [] })))
+        let app = self::application(&ctx, application)?;
+        let subscriptions = eventplane_dispatch::active(&ctx.store, &ctx.tenant)?;
+        let source = cloudevents::application_source(&app.name);
+        let mut events_info: Vec<Value> = Vec::new();
+        for entry in &app.entries {
+            let info = json!({ "name": entry.name, "version": entry.version });
+            let wanted = subscriptions
+                .iter()
+                .any(|s| s.filter.may_match_type(&app.name, &entry.name, &source));
+            if wanted && !events_info.contains(&info) {
+                events_info.push(info);
+            }
+        }
+        Ok::<_, Failure>(json_response(200, &json!({ "eventsInfo": events_info })))
     };
     match result.await {
         Ok(response) => response,

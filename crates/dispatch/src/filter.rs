@@ -83,38 +83,67 @@ impl Filter {
     /// Whether an event with this subject passes every criterion. An empty filter matches
     /// nothing, so that a record that somehow lost its criteria never receives every event.
     pub fn matches(&self, event: &FilterSubject<'_>) -> bool {
-        if self.is_empty() {
-            return false;
-        }
-        let application = self
-            .application
-            .as_deref()
-            .is_none_or(|name| name == event.application);
-        let types = self.types.is_empty() || self.types.iter().any(|t| t == event.type_name);
-        let prefix = self
-            .type_prefix
-            .as_deref()
-            .is_none_or(|prefix| event.type_name.starts_with(prefix));
-        let suffix = self
-            .type_suffix
-            .as_deref()
-            .is_none_or(|suffix| event.type_name.ends_with(suffix));
-        let source = self
-            .source
-            .as_deref()
-            .is_none_or(|source| source == event.source);
         let attributes = self.attributes.iter().all(|(name, expected)| {
             event
                 .extensions
                 .get(name)
                 .is_some_and(|value| attribute_text(value) == expected.as_str())
         });
-        application && types && prefix && suffix && source && attributes
+        self.may_match_type(event.application, event.type_name, event.source) && attributes
+    }
+
+    /// Whether some event of `application` with this type and source can match: every
+    /// criterion but the extension attributes, which depend on each event. (What Kyma's
+    /// "subscribed event types" report.) An empty filter matches nothing.
+    pub fn may_match_type(&self, application: &str, type_name: &str, source: &str) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let application_ok = self
+            .application
+            .as_deref()
+            .is_none_or(|name| name == application);
+        let types = self.types.is_empty() || self.types.iter().any(|t| t == type_name);
+        let prefix = self
+            .type_prefix
+            .as_deref()
+            .is_none_or(|prefix| type_name.starts_with(prefix));
+        let suffix = self
+            .type_suffix
+            .as_deref()
+            .is_none_or(|suffix| type_name.ends_with(suffix));
+        let source_ok = self.source.as_deref().is_none_or(|s| s == source);
+        application_ok && types && prefix && suffix && source_ok
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn may_match_type_ignores_only_the_attributes() {
+        let filter = Filter {
+            application: Some("shop".into()),
+            type_prefix: Some("order.".into()),
+            attributes: [("region".to_owned(), "eu".to_owned())].into(),
+            ..Filter::default()
+        };
+        assert!(filter.may_match_type("shop", "order.created.v1", "/applications/shop"));
+        assert!(!filter.may_match_type("erp", "order.created.v1", "/applications/erp"));
+        assert!(!filter.may_match_type("shop", "invoice.paid.v1", "/applications/shop"));
+        let none = BTreeMap::new();
+        let subject = FilterSubject {
+            application: "shop",
+            type_name: "order.created.v1",
+            source: "/applications/shop",
+            extensions: &none,
+        };
+        assert!(
+            !filter.matches(&subject),
+            "the attribute is still required of events"
+        );
+        assert!(!Filter::default().may_match_type("shop", "a", "/applications/shop"));
+    }
+
     use eventplane_core::{AppId, EventId, TenantId};
     use eventplane_eventstore::EventData;
     use serde_json::json;

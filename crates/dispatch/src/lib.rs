@@ -76,8 +76,8 @@ pub use policy::{
 pub use records::{Attempt, AttemptOutcome, DeadLetter, Trigger, response_excerpt};
 pub use signing::{SigningSecret, sign};
 pub use store::{
-    Created, SubscriptionPage, active_for, add_dead_letter, append_attempt, attempts, create,
-    delete, get, list, pause, replace, resume,
+    Created, SubscriptionPage, active, active_for, add_dead_letter, append_attempt, attempts,
+    create, delete, get, list, pause, replace, resume,
 };
 pub use time::Timestamp;
 

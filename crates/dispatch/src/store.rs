@@ -257,30 +257,37 @@ fn set_status(
     })
 }
 
-/// The tenant's active subscriptions whose filter matches the event, oldest first.
-pub fn active_for(
-    store: &dyn KvStore,
-    tenant: &TenantId,
-    subject: &FilterSubject<'_>,
-) -> Result<Vec<Subscription>, Error> {
+/// Every active (not paused) subscription of `tenant`, oldest first.
+pub fn active(store: &dyn KvStore, tenant: &TenantId) -> Result<Vec<Subscription>, Error> {
     let index = keys::subscriptions(tenant);
-    let mut matching = Vec::new();
+    let mut found = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let page = store.index_page(&index, after.as_deref(), MAX_INDEX_PAGE)?;
         for member in &page.members {
             if let Some(subscription) = load_member(store, tenant, member)?
                 && subscription.is_active()
-                && subscription.filter.matches(subject)
             {
-                matching.push(subscription);
+                found.push(subscription);
             }
         }
         match page.next {
             Some(next) => after = Some(next),
-            None => return Ok(matching),
+            None => return Ok(found),
         }
     }
+}
+
+/// The active subscriptions of `tenant` whose filter an event with this subject passes, oldest
+/// first.
+pub fn active_for(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    subject: &FilterSubject<'_>,
+) -> Result<Vec<Subscription>, Error> {
+    let mut matching = active(store, tenant)?;
+    matching.retain(|subscription| subscription.filter.matches(subject));
+    Ok(matching)
 }
 
 /// Records a dead letter and lists its event in the subscription's dead-letter index.

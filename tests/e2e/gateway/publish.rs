@@ -159,6 +159,63 @@ e2e_test! {
 }
 
 e2e_test! {
+    async fn subscribed_lists_the_event_types_active_subscriptions_receive() -> anyhow::Result<()> {
+        use crate::subscriptions::{Api, id_of};
+        let shop = Shop::start().await?;
+        let subs = Api::new(&shop.r.app);
+        let subscribed = |answer: super::Answer| answer.body["eventsInfo"].clone();
+        // A subscription to another application's events, and one to a type the shop does not
+        // publish, change nothing.
+        for filter in [j!({"application": "erp"}), j!({"types": ["invoice.paid.v1"]})] {
+            subs.create(&j!({"name": "elsewhere", "sink": {"url": "https://a.example/h"},
+                             "filter": filter}))
+                .await?;
+        }
+        let answer = shop.client().subscribed(SHOP).await?;
+        answer.expect(200, "subscribed")?;
+        assert_eq!(subscribed(answer), j!([]));
+        // A prefix with an attribute criterion: the attribute depends on each event, so the
+        // type counts as subscribed.
+        let cancelled = subs
+            .create(&j!({"name": "cancellations", "sink": {"url": "https://a.example/h"},
+                         "filter": {"application": SHOP, "typePrefix": "order.cancelled",
+                                    "attributes": {"region": "eu"}}}))
+            .await?;
+        let answer = shop.client().subscribed(SHOP).await?;
+        assert_eq!(
+            subscribed(answer),
+            j!([{"name": "order.cancelled.v1", "version": "v1"}])
+        );
+        // Every event of the shop's source: both types, in catalog order.
+        subs.create(&j!({"name": "all", "sink": {"url": "https://a.example/h"},
+                         "filter": {"source": SHOP_SOURCE}}))
+            .await?;
+        let answer = shop.client().subscribed(SHOP).await?;
+        assert_eq!(
+            subscribed(answer),
+            j!([{"name": "order.created.v1", "version": "v1"},
+                {"name": "order.cancelled.v1", "version": "v1"}])
+        );
+        // Paused subscriptions do not count.
+        let all = subs.list("").await?;
+        for view in all["data"].as_array().into_iter().flatten() {
+            if view["name"] == "all" {
+                let path = format!("/{}/pause", id_of(view)?);
+                subs.call(reqwest::Method::POST, &path, None).await?;
+            }
+        }
+        let answer = shop.client().subscribed(SHOP).await?;
+        assert_eq!(
+            subscribed(answer),
+            j!([{"name": "order.cancelled.v1", "version": "v1"}]),
+            "{}",
+            id_of(&cancelled)?
+        );
+        shop.stop().await
+    }
+}
+
+e2e_test! {
     async fn sixty_four_concurrent_identical_publishes_store_one_event() -> anyhow::Result<()> {
         let state = tempfile::tempdir()?;
         let shop = Shop::start_in(state.path(), &[]).await?;
