@@ -27,7 +27,7 @@ e2e_test! {
             ("POST", "/events/x"),
             ("DELETE", "/subscriptions"),
             ("PATCH", "/subscriptions/sub_123"),
-            ("POST", "/dispatcher/tick"),
+            ("GET", "/dispatcher/tick"),
         ] {
             let response = client
                 .request(method.parse()?, app.url(path))

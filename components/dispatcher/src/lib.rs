@@ -1,5 +1,5 @@
-//! The dispatcher component: subscriptions (`/subscriptions/...`); later delivery with retries,
-//! attempts, dead letters and replay, driven by `/dispatcher/tick` (not routed yet: a JSON 404).
+//! The dispatcher component: subscriptions (`/subscriptions/...`) and their delivery with
+//! retries and dead letters, driven by `POST /dispatcher/tick` (see [`deliver`]).
 //!
 //! A thin Spin HTTP adapter: it resolves the request against its route table, checks the admin
 //! token and the tenant as the registry does, reads the body (at most
@@ -10,6 +10,8 @@
     reason = "spin-sdk's #[http_component] expands to unsafe resource-handle conversions"
 )]
 
+mod deliver;
+
 use eventplane_core::Error;
 use eventplane_dispatch::Timestamp;
 use eventplane_dispatch::api::{self, MAX_BODY_BYTES, Operation, Reply};
@@ -18,40 +20,88 @@ use eventplane_spin::{Router, SpinStore, error_response, json_response};
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 
-/// The dispatcher's route table: the subscriptions API.
-fn routes() -> Router<Operation> {
+/// What the dispatcher serves.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    /// An operation of the subscriptions API.
+    Api(Operation),
+    /// `POST /dispatcher/tick`.
+    Tick,
+}
+
+/// The dispatcher's route table: the subscriptions API and the tick.
+fn routes() -> Router<Endpoint> {
+    let api = |operation| Endpoint::Api(operation);
     Router::new()
-        .route(&[Method::Post], "/subscriptions", Operation::Create)
-        .route(&[Method::Get], "/subscriptions", Operation::List)
-        .route(&[Method::Get], "/subscriptions/{id}", Operation::Get)
-        .route(&[Method::Put], "/subscriptions/{id}", Operation::Replace)
-        .route(&[Method::Delete], "/subscriptions/{id}", Operation::Delete)
+        .route(&[Method::Post], "/subscriptions", api(Operation::Create))
+        .route(&[Method::Get], "/subscriptions", api(Operation::List))
+        .route(&[Method::Get], "/subscriptions/{id}", api(Operation::Get))
+        .route(
+            &[Method::Put],
+            "/subscriptions/{id}",
+            api(Operation::Replace),
+        )
+        .route(
+            &[Method::Delete],
+            "/subscriptions/{id}",
+            api(Operation::Delete),
+        )
         .route(
             &[Method::Post],
             "/subscriptions/{id}/pause",
-            Operation::Pause,
+            api(Operation::Pause),
         )
         .route(
             &[Method::Post],
             "/subscriptions/{id}/resume",
-            Operation::Resume,
+            api(Operation::Resume),
         )
+        .route(&[Method::Post], "/dispatcher/tick", Endpoint::Tick)
 }
 
 /// Handles one request. The body is read only once the route is known.
 #[http_component]
 async fn handle(request: IncomingRequest) -> Response {
-    let (operation, id) = match routes().resolve_request(&request) {
+    let (endpoint, id) = match routes().resolve_request(&request) {
         Ok(matched) => (
             *matched.handler,
             matched.params.get("id").map(str::to_owned),
         ),
         Err(response) => return response,
     };
+    let operation = match endpoint {
+        Endpoint::Api(operation) => operation,
+        Endpoint::Tick => {
+            return match run_tick(&request) {
+                Ok(counts) => json_response(200, &counts),
+                Err(err) => error_response(&err),
+            };
+        }
+    };
     match serve(request, operation, id).await {
         Ok(reply) => response(&reply),
         Err(err) => error_response(&err),
     }
+}
+
+/// `POST /dispatcher/tick[?budgetMs=N]`: the tenant's pending events and due attempts, for at
+/// most `N` ms (default [`deliver::DEFAULT_TICK_BUDGET_MS`], at most
+/// [`deliver::MAX_TICK_BUDGET_MS`]); answers the counts.
+fn run_tick(request: &IncomingRequest) -> Result<eventplane_dispatch::engine::Counts, Error> {
+    require_admin(request, &variable("admin_token")?)?;
+    let tenant = tenant(request, &variable("default_tenant")?)?;
+    let path = request.path_with_query().unwrap_or_default();
+    let query = path.split_once('?').map_or("", |(_, query)| query);
+    let mut budget = deliver::DEFAULT_TICK_BUDGET_MS;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == "budgetMs" {
+            budget = value.parse().map_err(|_| {
+                Error::invalid("budgetMs", "must be a whole number of milliseconds")
+            })?;
+        }
+    }
+    let store = SpinStore::open_default()?;
+    deliver::tick(&store, &tenant, budget)
 }
 
 /// Authenticates, scopes to the tenant, reads the body and runs `operation`.

@@ -12,8 +12,14 @@
 //! - [`filter`]: [`Filter`] matching against a [`FilterSubject`] (from a stored event);
 //! - [`policy`]: an attempt's result [`classify`]d, backoff delays ([`next_delay_ms`]) and the
 //!   [`decide`] function (done, retry later, dead letter, dead letter and pause);
+//! - [`outgoing`]: the HTTP request of an attempt (CloudEvents binary mode, the sink's headers
+//!   and authorization, Standard Webhooks signature headers);
 //! - [`signing`]: Standard Webhooks signatures ([`sign`]) and secrets ([`SigningSecret`]);
 //! - [`records`]: [`Attempt`] and [`DeadLetter`] records;
+//! - [`engine`]: the work: filing each accepted event's deliveries, making due attempts
+//!   (claim, send, record, retry / finish / dead-letter), [`tick`](engine::tick), redelivery;
+//! - [`delivery`]: one event's delivery to one subscription: created once, claimed with a
+//!   lease (never two workers on one attempt), finished by the lease's holder;
 //! - [`duration`]: ISO 8601 durations (`PT5S`) ↔ milliseconds;
 //! - [`time`]: [`Timestamp`] (RFC 3339) and HTTP dates (`Retry-After`);
 //! - [`keys`]: the dispatcher's key layout, on `eventplane_core::keys`.
@@ -53,11 +59,14 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod delivery;
 pub mod duration;
+pub mod engine;
 pub mod filter;
 pub mod input;
 pub mod keys;
 pub mod model;
+pub mod outgoing;
 pub mod policy;
 pub mod records;
 pub mod signing;

@@ -81,6 +81,29 @@ pub async fn send(
     body: Vec<u8>,
     max_bytes: usize,
 ) -> Result<Reply, CallError> {
+    exchange(method, url, headers, body, max_bytes, false).await
+}
+
+/// Sends one request and keeps only the first `keep_bytes` of the response body (the rest is
+/// not read): for answers whose status matters and whose body is only shown.
+pub async fn send_keeping_head(
+    method: Method,
+    url: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+    keep_bytes: usize,
+) -> Result<Reply, CallError> {
+    exchange(method, url, headers, body, keep_bytes, true).await
+}
+
+async fn exchange(
+    method: Method,
+    url: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+    max_bytes: usize,
+    truncate: bool,
+) -> Result<Reply, CallError> {
     let mut request = Request::builder();
     request.method(method).uri(url).body(body);
     for (name, value) in headers {
@@ -99,6 +122,11 @@ pub async fn send(
             detail: format!("the response body broke off: {e:?}"),
         })?;
         if body.len() + chunk.len() > max_bytes {
+            if truncate {
+                let room = max_bytes - body.len();
+                body.extend_from_slice(&chunk[..room]);
+                break;
+            }
             return Err(CallError::TooLarge {
                 url: url.to_owned(),
                 limit: max_bytes,

@@ -224,15 +224,20 @@ e2e_test! {
             let answer = api.call(Method::GET, path, None).await?;
             assert_eq!((answer.status, answer.code()), (404, "NOT_FOUND"), "{path}");
         }
-        // The tick is not part of the subscriptions API (yet): the dispatcher's JSON 404.
-        let tick = reqwest::Client::new()
-            .post(r.app.url("/dispatcher/tick"))
+        // The tick takes POST only, with the admin token.
+        let client = reqwest::Client::new();
+        let tick = client.get(r.app.url("/dispatcher/tick")).send().await?;
+        let tick = eventplane_tests::json(tick).await?;
+        assert_eq!((tick.0, &tick.1["error"]["code"]), (405, &j!("METHOD_NOT_ALLOWED")));
+        let tick = client.post(r.app.url("/dispatcher/tick")).send().await?;
+        assert_eq!(tick.status(), 401);
+        let tick = client
+            .post(r.app.url("/dispatcher/tick?budgetMs=soon"))
             .bearer_auth(super::ADMIN_TOKEN)
             .send()
             .await?;
         let tick = eventplane_tests::json(tick).await?;
-        assert_eq!(tick.0, 404, "{tick:?}");
-        assert_eq!(tick.1["error"]["code"], "NOT_FOUND");
+        assert_eq!((tick.0, &tick.1["error"]["code"]), (400, &j!("BAD_REQUEST")), "{tick:?}");
         r.stop().await
     }
 }

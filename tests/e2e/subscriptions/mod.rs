@@ -7,6 +7,7 @@
 
 mod access;
 mod concurrency;
+mod delivery;
 mod lifecycle;
 mod validation;
 

@@ -1,0 +1,93 @@
+//! Delivery over Spin's outbound HTTP: the [`Transport`] the dispatcher's work loop
+//! ([`eventplane_dispatch::engine`]) sends through, and `POST /dispatcher/tick`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use eventplane_core::{Error, TenantId};
+use eventplane_dispatch::SinkAuth;
+use eventplane_dispatch::engine::{self, Counts, Env, Response, Transport};
+use eventplane_dispatch::outgoing::Outgoing;
+use eventplane_dispatch::records::RESPONSE_EXCERPT_BYTES;
+use eventplane_spin::SpinStore;
+use eventplane_spin::client::{CallError, oauth_token, send_keeping_head};
+use eventplane_spin::request::number_variable;
+use eventplane_spin::timer::{block_on, timeout};
+use spin_sdk::http::Method;
+
+/// The longest a tick may run, and its default.
+pub const MAX_TICK_BUDGET_MS: u64 = 60_000;
+/// The budget of a tick that names none.
+pub const DEFAULT_TICK_BUDGET_MS: u64 = 10_000;
+
+/// Sends delivery requests with Spin's outbound HTTP (hosts: `delivery_allowed_hosts`).
+struct SpinTransport<'a> {
+    store: &'a SpinStore,
+    tenant: &'a TenantId,
+}
+
+impl Transport for SpinTransport<'_> {
+    fn oauth2_authorization(&self, auth: &SinkAuth) -> Result<String, String> {
+        let SinkAuth::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            ..
+        } = auth
+        else {
+            return Err("not an OAuth 2.0 sink".to_owned());
+        };
+        block_on(oauth_token(
+            self.store,
+            self.tenant,
+            token_url,
+            client_id,
+            client_secret,
+        ))
+        .map(|token| format!("Bearer {token}"))
+    }
+
+    fn send(&self, request: &Outgoing, timeout_ms: u64) -> Response {
+        let call = send_keeping_head(
+            Method::Post,
+            &request.url,
+            &request.headers,
+            request.body.clone(),
+            RESPONSE_EXCERPT_BYTES,
+        );
+        match block_on(timeout(Duration::from_millis(timeout_ms), call)) {
+            None => Response::Timeout,
+            Some(Ok(reply)) => Response::Status {
+                status: reply.status,
+                retry_after: reply.header("retry-after").map(str::to_owned),
+                body: reply.body,
+            },
+            Some(Err(CallError::Unreachable { .. })) => Response::Connection,
+            Some(Err(other)) => Response::Transport(other.to_string()),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn random() -> u64 {
+    eventplane_core::random::bytes::<8>().map_or_else(|_| now_ms(), u64::from_le_bytes)
+}
+
+/// Runs the dispatcher's work for `tenant` for at most `budget_ms`.
+pub fn tick(store: &SpinStore, tenant: &TenantId, budget_ms: u64) -> Result<Counts, Error> {
+    let lease_seconds: u64 = number_variable("delivery_lease_seconds")?;
+    let transport = SpinTransport { store, tenant };
+    let env = Env {
+        store,
+        tenant,
+        transport: &transport,
+        now_ms: &now_ms,
+        random: &random,
+        lease_ms: lease_seconds.saturating_mul(1000),
+    };
+    engine::tick(&env, budget_ms.min(MAX_TICK_BUDGET_MS))
+}

@@ -1,0 +1,453 @@
+//! The dispatcher's work, over any [`KvStore`] and a [`Transport`] that sends requests (the
+//! component's is Spin's outbound HTTP; tests script one).
+//!
+//! - [`accept_pending`] reads the tenant's event log from its cursor and, for each event and
+//!   each active subscription whose filter it passes, creates the delivery's state and files it
+//!   on the due queue ([`RETRIES`](crate::keys::RETRIES)), *before* moving the log's cursor:
+//!   nothing lives only in memory, and a worker that dies in between only makes the next one
+//!   do the same again (creation is idempotent).
+//! - [`run_due`] walks the due queue (by minute, from its cursor: no scan of the store) and makes
+//!   each due attempt: claim with a lease, send, record the attempt, then retry later, finish,
+//!   or dead-letter (posting to the dead-letter sink, pausing the subscription on `410`).
+//! - [`tick`] does both within a time budget.
+
+use eventplane_core::keys::DueBucket;
+use eventplane_core::{Error, EventId, KvStore, SubscriptionId, TenantId};
+use eventplane_eventstore::due::{self, DueItem};
+use eventplane_eventstore::{Patience, StoredEvent, advance, get_event, pending};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::delivery::{self, Claim, Finished};
+use crate::filter::FilterSubject;
+use crate::keys::{RETRIES, delivery_name, parse_delivery_name};
+use crate::model::{SinkAuth, Subscription};
+use crate::outgoing::{Outgoing, build, build_to};
+use crate::policy::{AttemptResult, Decision, classify, decide};
+use crate::records::{Attempt, AttemptOutcome, DeadLetter, Trigger, response_excerpt};
+use crate::store::{self, active_for, add_dead_letter, append_attempt};
+use crate::time::Timestamp;
+
+/// What a [`Transport`] got back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// The sink answered.
+    Status {
+        /// The status code.
+        status: u16,
+        /// Its `Retry-After` header, if any.
+        retry_after: Option<String>,
+        /// The start of its body (at least the first KiB, if it was that long).
+        body: Vec<u8>,
+    },
+    /// No answer within the timeout.
+    Timeout,
+    /// No connection (refused, unresolvable, reset before an answer).
+    Connection,
+    /// Another transport failure (a host the application may not call, a broken response).
+    Transport(String),
+}
+
+/// Sends delivery requests.
+pub trait Transport {
+    /// The `Authorization` value for an OAuth 2.0 sink: a token from its token endpoint
+    /// (reused until it expires), or why none could be had.
+    fn oauth2_authorization(&self, auth: &SinkAuth) -> Result<String, String>;
+    /// Sends `request` and waits at most `timeout_ms` for the answer.
+    fn send(&self, request: &Outgoing, timeout_ms: u64) -> Response;
+}
+
+/// What the dispatcher works with.
+pub struct Env<'a> {
+    /// The key-value store.
+    pub store: &'a dyn KvStore,
+    /// The tenant whose work this is.
+    pub tenant: &'a TenantId,
+    /// How requests go out.
+    pub transport: &'a dyn Transport,
+    /// The clock (Unix ms).
+    pub now_ms: &'a dyn Fn() -> u64,
+    /// Random numbers (for jitter and lease holders).
+    pub random: &'a dyn Fn() -> u64,
+    /// How long a claimed attempt is leased (`delivery_lease_seconds`).
+    pub lease_ms: u64,
+}
+
+impl Env<'_> {
+    fn now(&self) -> u64 {
+        (self.now_ms)()
+    }
+
+    fn jitter(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let unit = ((self.random)() >> 11) as f64 / (1u64 << 53) as f64;
+        unit
+    }
+}
+
+/// What a call did, for the tick's JSON answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    /// Events taken from the log.
+    pub events: u64,
+    /// Deliveries filed (event × matching subscription).
+    pub deliveries: u64,
+    /// Attempts made.
+    pub attempts: u64,
+    /// Attempts that delivered.
+    pub succeeded: u64,
+    /// Attempts that failed and were scheduled again.
+    pub retried: u64,
+    /// Deliveries given up (dead letters).
+    pub dead_lettered: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: Self) {
+        self.events += other.events;
+        self.deliveries += other.deliveries;
+        self.attempts += other.attempts;
+        self.succeeded += other.succeeded;
+        self.retried += other.retried;
+        self.dead_lettered += other.dead_lettered;
+    }
+}
+
+fn bucket_of(ms: u64) -> DueBucket {
+    DueBucket::containing(ms / 1000)
+}
+
+/// Files the deliveries of one stored event: one per active subscription it matches, each
+/// created `Pending` and put on the due queue. Returns how many.
+pub fn file_event(env: &Env<'_>, event: &StoredEvent, trigger: Trigger) -> Result<u64, Error> {
+    let subscriptions = active_for(env.store, env.tenant, &FilterSubject::from_event(event))?;
+    let now = env.now();
+    for subscription in &subscriptions {
+        delivery::ensure(
+            env.store,
+            env.tenant,
+            &subscription.id,
+            &event.id,
+            trigger,
+            now,
+        )?;
+        due::add(
+            env.store,
+            env.tenant,
+            RETRIES,
+            bucket_of(now),
+            &delivery_name(&subscription.id, &event.id),
+            &Patience::default(),
+        )?;
+    }
+    Ok(subscriptions.len() as u64)
+}
+
+/// Takes up to `limit` events from the tenant's event log and files their deliveries, then
+/// moves the log's cursor past them.
+pub fn accept_pending(env: &Env<'_>, limit: usize) -> Result<Counts, Error> {
+    let batch = pending(env.store, env.tenant, limit, env.now())?;
+    let mut counts = Counts::default();
+    for entry in &batch.entries {
+        // An event whose record is gone (retention) has nothing left to deliver.
+        if let Some(event) = get_event(env.store, env.tenant, &entry.event_id)? {
+            counts.deliveries += file_event(env, &event, Trigger::First)?;
+            counts.events += 1;
+        }
+    }
+    advance(env.store, env.tenant, &batch)?;
+    Ok(counts)
+}
+
+/// Makes the due attempts of the tenant's due queue, at most `limit`, stopping once `now`
+/// passes `deadline_ms`.
+pub fn run_due(env: &Env<'_>, limit: usize, deadline_ms: u64) -> Result<Counts, Error> {
+    let items = due::scan(env.store, env.tenant, RETRIES, bucket_of(env.now()), limit)?;
+    let mut counts = Counts::default();
+    for item in items {
+        if env.now() >= deadline_ms {
+            break;
+        }
+        counts.add(attempt_item(env, &item)?);
+    }
+    Ok(counts)
+}
+
+/// Accepts pending events and makes due attempts until `budget_ms` has passed.
+pub fn tick(env: &Env<'_>, budget_ms: u64) -> Result<Counts, Error> {
+    let deadline = env.now().saturating_add(budget_ms);
+    let mut counts = Counts::default();
+    loop {
+        let accepted = accept_pending(env, 100)?;
+        counts.add(accepted);
+        let ran = run_due(env, 100, deadline)?;
+        counts.add(ran);
+        if env.now() >= deadline || (accepted.events == 0 && ran.attempts == 0) {
+            return Ok(counts);
+        }
+    }
+}
+
+/// Takes the due item off the queue.
+fn drop_item(env: &Env<'_>, item: &DueItem) -> Result<(), Error> {
+    due::remove(env.store, env.tenant, RETRIES, item, bucket_of(env.now()))?;
+    Ok(())
+}
+
+/// Makes the attempt a due item stands for, if it is due and nobody else is making it.
+pub fn attempt_item(env: &Env<'_>, item: &DueItem) -> Result<Counts, Error> {
+    let Some((subscription_id, event_id)) = parse_delivery_name(&item.member) else {
+        return drop_item(env, item).map(|()| Counts::default());
+    };
+    let state = delivery::get(env.store, env.tenant, &subscription_id, &event_id)?;
+    let finished = state.as_ref().is_none_or(|s| {
+        matches!(
+            s.status,
+            delivery::Status::Succeeded | delivery::Status::DeadLettered
+        )
+    });
+    if finished {
+        return drop_item(env, item).map(|()| Counts::default());
+    }
+    let subscription = match store::get(env.store, env.tenant, &subscription_id) {
+        Ok(subscription) => subscription,
+        Err(Error::NotFound(_)) => return drop_item(env, item).map(|()| Counts::default()),
+        Err(err) => return Err(err),
+    };
+    if !subscription.is_active() {
+        // Paused: the delivery waits on the queue until the subscription resumes.
+        return Ok(Counts::default());
+    }
+    let holder = format!("{:016x}", (env.random)());
+    let now = env.now();
+    let Some(claim) = delivery::claim(
+        env.store,
+        env.tenant,
+        &subscription_id,
+        &event_id,
+        &holder,
+        now,
+        env.lease_ms,
+    )?
+    else {
+        return Ok(Counts::default()); // not due yet, or someone else is on it
+    };
+    let Some(event) = get_event(env.store, env.tenant, &event_id)? else {
+        let reason = "the event is no longer retained".to_owned();
+        let decision = Decision::DeadLetter { reason };
+        return conclude(env, item, &subscription, None, &claim, &decision, None, now);
+    };
+    let sent = send(env, &subscription, &event);
+    let done = env.now();
+    let (result, body) = match &sent {
+        Response::Status {
+            status,
+            retry_after,
+            body,
+        } => (
+            AttemptResult::Response {
+                status: *status,
+                retry_after: retry_after.as_deref(),
+            },
+            Some(body.as_slice()),
+        ),
+        Response::Timeout => (AttemptResult::Timeout, None),
+        Response::Connection => (AttemptResult::Connection, None),
+        Response::Transport(_) => (AttemptResult::Transport, None),
+    };
+    let classified = classify(&result, done);
+    let decision = decide(
+        &subscription.delivery,
+        claim.state.attempt_in_round(),
+        &classified,
+        env.jitter(),
+    );
+    let next_attempt_at = match decision {
+        Decision::RetryAt(delay) => Some(Timestamp::from_unix_ms(done.saturating_add(delay))),
+        _ => None,
+    };
+    let record = Attempt {
+        event_id: event_id.clone(),
+        attempt: claim.state.attempts.saturating_add(1),
+        outcome: if matches!(decision, Decision::Done) {
+            AttemptOutcome::Succeeded
+        } else {
+            AttemptOutcome::Failed
+        },
+        response_status: classified.status,
+        duration_ms: done.saturating_sub(now),
+        error_class: classified.error_class,
+        response_body: body.and_then(response_excerpt),
+        next_attempt_at,
+        trigger: claim.state.next_trigger,
+        at: Timestamp::from_unix_ms(now),
+    };
+    append_attempt(env.store, env.tenant, &subscription_id, &record)?;
+    conclude(
+        env,
+        item,
+        &subscription,
+        Some(&event),
+        &claim,
+        &decision,
+        classified.status,
+        done,
+    )
+}
+
+/// The request for `event` to the subscription's sink, sent.
+fn send(env: &Env<'_>, subscription: &Subscription, event: &StoredEvent) -> Response {
+    let authorization = match &subscription.sink.auth {
+        None => None,
+        Some(auth) => match auth.static_authorization() {
+            Some(value) => Some(value),
+            None => match env.transport.oauth2_authorization(auth) {
+                Ok(value) => Some(value),
+                Err(message) => return Response::Transport(message),
+            },
+        },
+    };
+    let timestamp = env.now() / 1000;
+    let request = build(
+        subscription,
+        event,
+        timestamp,
+        authorization.as_deref(),
+        &[],
+    );
+    env.transport
+        .send(&request, subscription.delivery.timeout_ms)
+}
+
+/// Records what follows an attempt: the delivery's new state, the due queue, and for a dead
+/// letter its record, the dead-letter sink and (on `410`) the paused subscription.
+#[allow(clippy::too_many_arguments)]
+fn conclude(
+    env: &Env<'_>,
+    item: &DueItem,
+    subscription: &Subscription,
+    event: Option<&StoredEvent>,
+    claim: &Claim,
+    decision: &Decision,
+    last_status: Option<u16>,
+    now: u64,
+) -> Result<Counts, Error> {
+    let mut counts = Counts {
+        attempts: u64::from(event.is_some()),
+        ..Counts::default()
+    };
+    let state = match delivery::finish(env.store, env.tenant, claim, decision, now)? {
+        Finished::Updated(state) => state,
+        // Our lease expired and another worker took over: it owns what follows.
+        Finished::LeaseLost => return Ok(counts),
+    };
+    match decision {
+        Decision::Done => {
+            counts.succeeded += 1;
+            drop_item(env, item)?;
+        }
+        Decision::RetryAt(_) => {
+            counts.retried += 1;
+            let bucket = bucket_of(state.next_attempt_at_ms);
+            if bucket != item.bucket {
+                due::add(
+                    env.store,
+                    env.tenant,
+                    RETRIES,
+                    bucket,
+                    &item.member,
+                    &Patience::default(),
+                )?;
+                drop_item(env, item)?;
+            }
+        }
+        Decision::DeadLetter { reason } | Decision::DeadLetterAndPause { reason } => {
+            counts.dead_lettered += 1;
+            let dead = DeadLetter {
+                event_id: state.event_id.clone(),
+                subscription_id: subscription.id.clone(),
+                reason: reason.clone(),
+                attempts: state.attempts.saturating_sub(state.round_start),
+                last_status,
+                at: Timestamp::from_unix_ms(now),
+            };
+            add_dead_letter(env.store, env.tenant, &dead)?;
+            if let (Some(sink), Some(event)) = (&subscription.delivery.dead_letter_sink, event) {
+                post_dead_letter(env, subscription, sink, event, &dead);
+            }
+            if matches!(decision, Decision::DeadLetterAndPause { .. }) {
+                store::pause(
+                    env.store,
+                    env.tenant,
+                    &subscription.id,
+                    Some(reason.clone()),
+                    now,
+                )?;
+            }
+            drop_item(env, item)?;
+        }
+    }
+    Ok(counts)
+}
+
+/// Posts a dead letter to the subscription's dead-letter sink, once (its failure is only
+/// recorded in the dead letter's attempts log, never retried: the dead letter stays queryable
+/// and redeliverable either way).
+fn post_dead_letter(
+    env: &Env<'_>,
+    subscription: &Subscription,
+    sink: &crate::model::DeadLetterSink,
+    event: &StoredEvent,
+    dead: &DeadLetter,
+) {
+    let authorization = match &sink.auth {
+        None => None,
+        Some(auth) => match auth.static_authorization() {
+            Some(value) => Some(value),
+            None => env.transport.oauth2_authorization(auth).ok(),
+        },
+    };
+    let extensions = [
+        ("deadletterreason", json!(dead.reason)),
+        ("deliveryattempts", json!(dead.attempts)),
+    ];
+    let request = build_to(
+        &sink.url,
+        subscription,
+        event,
+        env.now() / 1000,
+        authorization.as_deref(),
+        &extensions,
+    );
+    let _ = env
+        .transport
+        .send(&request, subscription.delivery.timeout_ms);
+}
+
+/// Redelivers a dead letter (or any finished delivery) of `event` to `subscription`: a new
+/// round, due now. `false` if a round is still under way.
+pub fn redeliver(
+    env: &Env<'_>,
+    subscription: &SubscriptionId,
+    event: &EventId,
+    trigger: Trigger,
+) -> Result<bool, Error> {
+    let now = env.now();
+    let Some(_) = delivery::restart(env.store, env.tenant, subscription, event, trigger, now)?
+    else {
+        return Ok(false);
+    };
+    due::add(
+        env.store,
+        env.tenant,
+        RETRIES,
+        bucket_of(now),
+        &delivery_name(subscription, event),
+        &Patience::default(),
+    )?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests;

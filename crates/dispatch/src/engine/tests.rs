@@ -1,0 +1,340 @@
+//! The work loop against a scripted transport and the in-memory store: outcomes, retries on a
+//! moving clock, dead letters, pausing, and two concurrent ticks.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+
+use eventplane_core::{MemoryStore, TenantId};
+use eventplane_eventstore::{EventData, NewEvent, store_event};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::{SubscriptionInput, create};
+
+const T0: u64 = 1_700_000_000_000;
+
+/// Answers each URL's requests from a script (then `200`), and records every request.
+#[derive(Default)]
+struct Script {
+    answers: Mutex<HashMap<String, VecDeque<Response>>>,
+    sent: Mutex<Vec<Outgoing>>,
+}
+
+impl Script {
+    fn answer(&self, url: &str, responses: Vec<Response>) {
+        self.answers
+            .lock()
+            .expect("lock")
+            .insert(url.to_owned(), responses.into());
+    }
+    fn sent_to(&self, url: &str) -> Vec<Outgoing> {
+        let sent = self.sent.lock().expect("lock");
+        sent.iter().filter(|r| r.url == url).cloned().collect()
+    }
+}
+
+impl Transport for Script {
+    fn oauth2_authorization(&self, _auth: &SinkAuth) -> Result<String, String> {
+        Ok("Bearer from-oauth".into())
+    }
+    fn send(&self, request: &Outgoing, _timeout_ms: u64) -> Response {
+        self.sent.lock().expect("lock").push(request.clone());
+        self.answers
+            .lock()
+            .expect("lock")
+            .get_mut(&request.url)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(Response::Status {
+                status: 200,
+                retry_after: None,
+                body: b"ok".to_vec(),
+            })
+    }
+}
+
+fn status(code: u16) -> Response {
+    Response::Status {
+        status: code,
+        retry_after: None,
+        body: format!("status {code}").into_bytes(),
+    }
+}
+
+struct World {
+    store: MemoryStore,
+    tenant: TenantId,
+    script: Script,
+    clock: AtomicU64,
+    random: AtomicU64,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            store: MemoryStore::spin_sqlite_like(),
+            tenant: "acme".parse().expect("tenant"),
+            script: Script::default(),
+            clock: AtomicU64::new(T0),
+            random: AtomicU64::new(1),
+        }
+    }
+    fn set_time(&self, ms: u64) {
+        self.clock.store(ms, Ordering::SeqCst);
+    }
+    fn env(&self) -> (impl Fn() -> u64 + '_, impl Fn() -> u64 + '_) {
+        (
+            || self.clock.load(Ordering::SeqCst),
+            // Jitter 0.5 (no change) in the high bits, a fresh holder id in the low ones.
+            || (1u64 << 63) | self.random.fetch_add(1, Ordering::SeqCst),
+        )
+    }
+    fn tick(&self) -> Counts {
+        let (now, random) = self.env();
+        let env = Env {
+            store: &self.store,
+            tenant: &self.tenant,
+            transport: &self.script,
+            now_ms: &now,
+            random: &random,
+            lease_ms: 60_000,
+        };
+        tick(&env, 5_000).expect("tick")
+    }
+    fn subscribe(&self, body: Value) -> Subscription {
+        let input = SubscriptionInput::parse(&body).expect("valid subscription");
+        create(&self.store, &self.tenant, input, [9; 32], T0)
+            .expect("created")
+            .subscription
+    }
+    fn publish(&self, id: &str, type_name: &str) -> StoredEvent {
+        let event = NewEvent {
+            application: "shop".into(),
+            app_id: "app_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f".parse().expect("app"),
+            source: "/applications/shop".into(),
+            event_id: id.into(),
+            type_name: type_name.into(),
+            type_version: Some("v1".into()),
+            spec_version: "1.0".into(),
+            time: None,
+            datacontenttype: Some("application/json".into()),
+            dataschema: None,
+            subject: None,
+            extensions: [("region".to_owned(), json!("eu"))].into(),
+            data: EventData::Json(json!({"orderId": id})),
+        };
+        store_event(
+            &self.store,
+            &self.tenant,
+            event,
+            self.clock.load(Ordering::SeqCst),
+        )
+        .expect("stored")
+        .event
+    }
+    fn attempts(&self, sub: &Subscription, event: &StoredEvent) -> Vec<Attempt> {
+        store::attempts(&self.store, &self.tenant, &sub.id, &event.id).expect("attempts")
+    }
+}
+
+fn sink(url: &str) -> Value {
+    json!({"name": "s", "sink": {"url": url}, "filter": {"application": "shop"}})
+}
+
+#[test]
+fn an_event_is_delivered_once_to_each_matching_subscription() {
+    let w = World::new();
+    let a = w.subscribe(sink("https://a.example/in"));
+    let b = w.subscribe(json!({"name": "b", "sink": {"url": "https://b.example/in"},
+                               "filter": {"typePrefix": "order.", "attributes": {"region": "eu"}}}));
+    w.subscribe(json!({"name": "c", "sink": {"url": "https://c.example/in"},
+                       "filter": {"typeSuffix": ".v2"}}));
+    let event = w.publish("1", "order.created.v1");
+    let counts = w.tick();
+    assert_eq!((counts.events, counts.deliveries), (1, 2));
+    assert_eq!((counts.attempts, counts.succeeded), (2, 2));
+    for (sub, url) in [(&a, "https://a.example/in"), (&b, "https://b.example/in")] {
+        let sent = w.script.sent_to(url);
+        assert_eq!(sent.len(), 1, "{url}");
+        assert_eq!(sent[0].header("ce-id"), Some("1"));
+        assert_eq!(sent[0].header("webhook-id"), Some(event.id.as_str()));
+        let log = w.attempts(sub, &event);
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].outcome, AttemptOutcome::Succeeded);
+        assert_eq!(log[0].trigger, Trigger::First);
+        assert_eq!(log[0].response_status, Some(200));
+    }
+    assert!(w.script.sent_to("https://c.example/in").is_empty());
+    // Nothing left to do.
+    assert_eq!(w.tick(), Counts::default());
+}
+
+#[test]
+fn failures_are_retried_after_the_backoff_until_one_succeeds() {
+    let w = World::new();
+    let sub = w.subscribe(sink("https://a.example/in"));
+    w.script.answer(
+        "https://a.example/in",
+        vec![status(503), status(503), status(200)],
+    );
+    let event = w.publish("1", "order.created.v1");
+    assert_eq!(w.tick().retried, 1);
+    // The first retry is due after PT5S (jitter 0.5: exactly), the second after 10 s more.
+    w.set_time(T0 + 4_999);
+    assert_eq!(w.tick().attempts, 0);
+    w.set_time(T0 + 5_000);
+    assert_eq!(w.tick().retried, 1);
+    w.set_time(T0 + 15_000);
+    assert_eq!(w.tick().succeeded, 1);
+    let log = w.attempts(&sub, &event);
+    let summary: Vec<_> = log
+        .iter()
+        .map(|a| (a.attempt, a.response_status, a.trigger))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, Some(503), Trigger::First),
+            (2, Some(503), Trigger::Retry),
+            (3, Some(200), Trigger::Retry)
+        ]
+    );
+    assert_eq!(
+        log[0].next_attempt_at.map(Timestamp::unix_ms),
+        Some(T0 + 5_000)
+    );
+    assert_eq!(log[0].response_body.as_deref(), Some("status 503"));
+}
+
+#[test]
+fn retry_after_on_429_sets_the_next_attempt() {
+    let w = World::new();
+    let sub = w.subscribe(sink("https://a.example/in"));
+    w.script.answer(
+        "https://a.example/in",
+        vec![Response::Status {
+            status: 429,
+            retry_after: Some("2".into()),
+            body: Vec::new(),
+        }],
+    );
+    let event = w.publish("1", "order.created.v1");
+    w.tick();
+    w.set_time(T0 + 1_999);
+    assert_eq!(w.tick().attempts, 0);
+    w.set_time(T0 + 2_000);
+    assert_eq!(w.tick().succeeded, 1);
+    assert_eq!(w.attempts(&sub, &event).len(), 2);
+}
+
+#[test]
+fn a_400_is_dead_lettered_at_once_and_sent_to_the_dead_letter_sink() {
+    let w = World::new();
+    let sub = w.subscribe(json!({"name": "s", "sink": {"url": "https://a.example/in"},
+        "filter": {"application": "shop"},
+        "delivery": {"deadLetterSink": {"url": "https://dlq.example/in"}}}));
+    w.script.answer("https://a.example/in", vec![status(400)]);
+    let event = w.publish("1", "order.created.v1");
+    let counts = w.tick();
+    assert_eq!((counts.attempts, counts.dead_lettered), (1, 1));
+    w.set_time(T0 + 3_600_000);
+    assert_eq!(w.tick().attempts, 0, "no retry");
+    let dlq = w.script.sent_to("https://dlq.example/in");
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].header("ce-deliveryattempts"), Some("1"));
+    assert!(
+        dlq[0]
+            .header("ce-deadletterreason")
+            .is_some_and(|r| r.contains("400")),
+        "{dlq:?}"
+    );
+    let state = delivery::get(&w.store, &w.tenant, &sub.id, &event.id).expect("state");
+    assert_eq!(
+        state.map(|s| s.status),
+        Some(delivery::Status::DeadLettered)
+    );
+}
+
+#[test]
+fn exhausted_retries_end_as_a_dead_letter_and_410_pauses() {
+    let w = World::new();
+    let sub = w.subscribe(json!({"name": "s", "sink": {"url": "https://a.example/in"},
+        "filter": {"application": "shop"}, "delivery": {"retry": 1}}));
+    w.script.answer(
+        "https://a.example/in",
+        vec![Response::Timeout, Response::Connection],
+    );
+    let event = w.publish("1", "order.created.v1");
+    w.tick();
+    w.set_time(T0 + 60_000);
+    assert_eq!(w.tick().dead_lettered, 1);
+    let classes: Vec<_> = w
+        .attempts(&sub, &event)
+        .iter()
+        .map(|a| a.error_class.map(|c| c.as_str()))
+        .collect();
+    assert_eq!(classes, [Some("timeout"), Some("connection")]);
+
+    let gone = w.subscribe(sink("https://gone.example/in"));
+    w.script
+        .answer("https://gone.example/in", vec![status(410)]);
+    w.publish("2", "order.created.v1");
+    w.tick();
+    let paused = store::get(&w.store, &w.tenant, &gone.id).expect("subscription");
+    assert!(!paused.is_active());
+}
+
+#[test]
+fn two_concurrent_ticks_make_each_attempt_once() {
+    let w = Arc::new(World::new());
+    w.subscribe(sink("https://a.example/in"));
+    for i in 0..20 {
+        w.publish(&i.to_string(), "order.created.v1");
+    }
+    let barrier = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (w, barrier) = (w.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                w.tick()
+            })
+        })
+        .collect();
+    let succeeded: u64 = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread").succeeded)
+        .sum();
+    let mut ids: Vec<String> = w
+        .script
+        .sent_to("https://a.example/in")
+        .iter()
+        .filter_map(|r| r.header("ce-id").map(str::to_owned))
+        .collect();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!((before, ids.len(), succeeded), (20, 20, 20));
+}
+
+#[test]
+fn a_redelivered_dead_letter_gets_a_new_round() {
+    let w = World::new();
+    let sub = w.subscribe(sink("https://a.example/in"));
+    w.script.answer("https://a.example/in", vec![status(400)]);
+    let event = w.publish("1", "order.created.v1");
+    w.tick();
+    let (now, random) = w.env();
+    let env = Env {
+        store: &w.store,
+        tenant: &w.tenant,
+        transport: &w.script,
+        now_ms: &now,
+        random: &random,
+        lease_ms: 60_000,
+    };
+    assert!(redeliver(&env, &sub.id, &event.id, Trigger::Redeliver).expect("redeliver"));
+    assert_eq!(w.tick().succeeded, 1);
+    let triggers: Vec<_> = w.attempts(&sub, &event).iter().map(|a| a.trigger).collect();
+    assert_eq!(triggers, [Trigger::First, Trigger::Redeliver]);
+}

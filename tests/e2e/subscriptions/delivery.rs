@@ -1,0 +1,146 @@
+//! Delivery through the real application: events published to the gateway reach a real
+//! subscriber server on `POST /dispatcher/tick`, signed, with retries on a schedule and dead
+//! letters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use eventplane_tests::{Received, Reply, TestServer};
+use hmac::{Hmac, Mac as _};
+use serde_json::{Value, json as j};
+use sha2::Sha256;
+
+use super::{Api, id_of};
+use crate::e2e_test;
+use crate::gateway::{SHOP, Shop, order};
+use crate::registry::ADMIN_TOKEN;
+
+/// Loopback subscribers are allowed; retries are quick.
+const ENV: &[(&str, &str)] = &[("SPIN_VARIABLE_DELIVERY_ALLOWED_HOSTS", "http://127.0.0.1:*")];
+
+/// The secret the tests' subscriptions sign with.
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Verifies a Standard Webhooks signature as a receiver does (written from the spec: HMAC-SHA256
+/// with the base64-decoded secret after `whsec_`, over `id.timestamp.body`; `v1,<base64>`
+/// entries separated by spaces).
+fn signature_ok(request: &Received) -> bool {
+    let (Some(id), Some(timestamp), Some(signatures)) = (
+        request.header("webhook-id"),
+        request.header("webhook-timestamp"),
+        request.header("webhook-signature"),
+    ) else {
+        return false;
+    };
+    let engine = base64::engine::general_purpose::STANDARD;
+    let Ok(key) = engine.decode(SECRET.trim_start_matches("whsec_")) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
+        return false;
+    };
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(&request.body);
+    let expected = engine.encode(mac.finalize().into_bytes());
+    signatures
+        .split(' ')
+        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
+}
+
+/// `POST /dispatcher/tick` with the admin token; the counts.
+async fn tick(shop: &Shop) -> anyhow::Result<Value> {
+    let response = reqwest::Client::new()
+        .post(shop.r.app.url("/dispatcher/tick"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status() == 200,
+        "tick answered {}",
+        response.status()
+    );
+    Ok(response.json().await?)
+}
+
+fn subscription(url: &str, delivery: Value) -> Value {
+    j!({"name": "orders", "sink": {"url": url}, "filter": {"application": SHOP},
+        "delivery": delivery, "signing": {"secret": SECRET}})
+}
+
+e2e_test! {
+    async fn a_published_event_is_delivered_signed_in_binary_mode() -> anyhow::Result<()> {
+        let subscriber = TestServer::start(204, "").await?;
+        let shop = Shop::start_with(ENV).await?;
+        let subs = Api::new(&shop.r.app);
+        subs.create(&subscription(&subscriber.url("/hook"), j!({}))).await?;
+        shop.client().structured(&order("o-1")).await?.expect(202, "publish")?;
+        let counts = tick(&shop).await?;
+        assert_eq!(counts["succeeded"], 1, "{counts}");
+        let received = subscriber.received();
+        assert_eq!(received.len(), 1);
+        let request = &received[0];
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/hook");
+        assert_eq!(request.header("ce-id"), Some("o-1"));
+        assert_eq!(request.header("ce-type"), Some("order.created.v1"));
+        assert_eq!(request.header("ce-source"), Some("/applications/shop"));
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        let data: Value = serde_json::from_slice(&request.body)?;
+        assert_eq!(data["orderId"], "o-1");
+        assert!(signature_ok(request), "{request:?}");
+        // Nothing more to do; a second tick sends nothing.
+        assert_eq!(tick(&shop).await?["attempts"], 0);
+        assert_eq!(subscriber.received().len(), 1);
+        shop.stop().await
+    }
+}
+
+e2e_test! {
+    async fn failures_are_retried_on_schedule_then_dead_lettered_to_the_dead_letter_sink()
+    -> anyhow::Result<()> {
+        // 503, 503, 200: three attempts, the retries no sooner than the backoff.
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let flaky = TestServer::start_with(move |_| {
+            match seen.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Reply::new(503, "busy"),
+                _ => Reply::new(200, "ok"),
+            }
+        })
+        .await?;
+        let dead_letters = TestServer::start(200, "").await?;
+        let broken = TestServer::start(400, "bad request").await?;
+        let shop = Shop::start_with(ENV).await?;
+        let subs = Api::new(&shop.r.app);
+        let delivery = j!({"backoffDelay": "PT0.3S", "backoffPolicy": "linear"});
+        subs.create(&subscription(&flaky.url("/in"), delivery)).await?;
+        let rejecting = subs
+            .create(&subscription(
+                &broken.url("/in"),
+                j!({"deadLetterSink": {"url": dead_letters.url("/dlq")}}),
+            ))
+            .await?;
+        shop.client().structured(&order("o-2")).await?.expect(202, "publish")?;
+        let start = Instant::now();
+        let first = tick(&shop).await?;
+        assert_eq!((first["retried"].as_u64(), first["deadLettered"].as_u64()), (Some(1), Some(1)), "{first}");
+        // Retries come due: 0.3 s, then 0.6 s later (linear).
+        while calls.load(Ordering::SeqCst) < 3 && start.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tick(&shop).await?;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
+        // The 400 was not retried; the dead-letter sink got the event with the reason.
+        assert_eq!(broken.received().len(), 1);
+        let dlq = dead_letters.received();
+        assert_eq!(dlq.len(), 1, "{dlq:?}");
+        assert_eq!(dlq[0].header("ce-id"), Some("o-2"));
+        assert_eq!(dlq[0].header("ce-deliveryattempts"), Some("1"));
+        assert!(dlq[0].header("ce-deadletterreason").is_some_and(|r| r.contains("400")));
+        assert!(id_of(&rejecting).is_ok());
+        shop.stop().await
+    }
+}
