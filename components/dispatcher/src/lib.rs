@@ -56,16 +56,32 @@ fn routes() -> Router<Endpoint> {
             "/subscriptions/{id}/resume",
             api(Operation::Resume),
         )
+        .route(
+            &[Method::Get],
+            "/subscriptions/{id}/dead-letters",
+            api(Operation::DeadLetters),
+        )
+        .route(
+            &[Method::Post],
+            "/subscriptions/{id}/dead-letters/{eventId}/redeliver",
+            api(Operation::Redeliver),
+        )
+        .route(
+            &[Method::Post],
+            "/subscriptions/{id}/replay",
+            api(Operation::Replay),
+        )
         .route(&[Method::Post], "/dispatcher/tick", Endpoint::Tick)
 }
 
 /// Handles one request. The body is read only once the route is known.
 #[http_component]
 async fn handle(request: IncomingRequest) -> Response {
-    let (endpoint, id) = match routes().resolve_request(&request) {
+    let (endpoint, id, event_id) = match routes().resolve_request(&request) {
         Ok(matched) => (
             *matched.handler,
             matched.params.get("id").map(str::to_owned),
+            matched.params.get("eventId").map(str::to_owned),
         ),
         Err(response) => return response,
     };
@@ -78,7 +94,7 @@ async fn handle(request: IncomingRequest) -> Response {
             };
         }
     };
-    match serve(request, operation, id).await {
+    match serve(request, operation, id, event_id).await {
         Ok(reply) => response(&reply),
         Err(err) => error_response(&err),
     }
@@ -109,6 +125,7 @@ async fn serve(
     request: IncomingRequest,
     operation: Operation,
     id: Option<String>,
+    event_id: Option<String>,
 ) -> Result<Reply, Error> {
     require_admin(&request, &variable("admin_token")?)?;
     let tenant = tenant(&request, &variable("default_tenant")?)?;
@@ -127,6 +144,7 @@ async fn serve(
     let request = api::Request {
         operation,
         id: id.as_deref(),
+        event_id: event_id.as_deref(),
         query: &query,
         body: &body,
     };

@@ -18,12 +18,14 @@
 //! `cursor`), `404` (an unknown or malformed id), `415` (a body that is not
 //! `application/json`), `422` (invalid fields, each with its path).
 
-use eventplane_core::{Error, KvStore, SubscriptionId, TenantId};
-use serde_json::Value;
+use eventplane_core::{Error, EventId, FieldError, KvStore, SubscriptionId, TenantId};
+use serde_json::{Value, json};
 
 use crate::input::{SubscriptionInput, parse_pause};
+use crate::records::Trigger;
 use crate::signing::GENERATED_KEY_BYTES;
-use crate::store;
+use crate::time::Timestamp;
+use crate::{engine, store};
 
 /// The largest request body accepted, in bytes (64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -51,13 +53,22 @@ pub enum Operation {
     Pause,
     /// Resume a subscription.
     Resume,
+    /// A page of a subscription's dead letters.
+    DeadLetters,
+    /// Deliver a dead letter again.
+    Redeliver,
+    /// Deliver stored events again (`{since, until?, afterSequence?}`).
+    Replay,
 }
 
 impl Operation {
     /// Whether the request's body is read: a subscription (create, replace) or an optional
     /// pause reason.
     pub fn reads_body(self) -> bool {
-        matches!(self, Self::Create | Self::Replace | Self::Pause)
+        matches!(
+            self,
+            Self::Create | Self::Replace | Self::Pause | Self::Replay
+        )
     }
 
     /// Checks the `Content-Type` of a request before its body is read: `application/json`
@@ -67,7 +78,7 @@ impl Operation {
     pub fn check_content_type(self, content_type: Option<&str>) -> Result<(), Error> {
         match (self, content_type) {
             (Self::Pause, None) => Ok(()),
-            (Self::Create | Self::Replace | Self::Pause, content_type) => {
+            (Self::Create | Self::Replace | Self::Pause | Self::Replay, content_type) => {
                 let content_type = content_type.unwrap_or_default();
                 let media_type = content_type.split(';').next().unwrap_or_default();
                 if media_type.trim().eq_ignore_ascii_case(JSON) {
@@ -90,6 +101,8 @@ pub struct Request<'a> {
     pub operation: Operation,
     /// The `{id}` path segment, for operations on one subscription.
     pub id: Option<&'a str>,
+    /// The `{eventId}` path segment, for a redelivery.
+    pub event_id: Option<&'a str>,
     /// The query string (without `?`), for a list.
     pub query: &'a str,
     /// The body (empty when not read).
@@ -170,7 +183,116 @@ pub fn execute(
             Reply::json(200, store::pause(kv, tenant, &id, reason, now_ms)?.view())
         }
         Operation::Resume => Reply::json(200, store::resume(kv, tenant, &id()?, now_ms)?.view()),
+        Operation::DeadLetters => {
+            let query = ListQuery::parse(request.query)?;
+            let page =
+                store::dead_letters(kv, tenant, &id()?, query.cursor.as_deref(), query.limit)?;
+            Reply::json(200, page)
+        }
+        Operation::Redeliver => {
+            let id = id()?;
+            let text = request.event_id.unwrap_or_default();
+            let event = text.parse::<EventId>().map_err(|_| {
+                Error::not_found(format!("subscription {id} has no dead letter of {text}"))
+            })?;
+            store::dead_letter(kv, tenant, &id, &event)?;
+            if !engine::redeliver(kv, tenant, &id, &event, Trigger::Redeliver, now_ms)? {
+                return Err(Error::conflict(format!(
+                    "the event {event} is already being delivered to {id} again"
+                )));
+            }
+            store::remove_dead_letter(kv, tenant, &id, &event)?;
+            Reply::json(202, json!({ "eventId": event, "status": "scheduled" }))
+        }
+        Operation::Replay => {
+            let subscription = store::get(kv, tenant, &id()?)?;
+            let window = ReplayWindow::parse(&parse_json(request.body)?)?;
+            let outcome = engine::replay(
+                kv,
+                tenant,
+                &subscription,
+                window.since_ms,
+                window.until_ms,
+                window.after_sequence,
+                now_ms,
+            )?;
+            Reply::json(202, serde_json::to_value(outcome).unwrap_or_default())
+        }
     })
+}
+
+/// The body of a replay: `since` (RFC 3339, required), `until` (RFC 3339, exclusive, after
+/// `since`), and `afterSequence` (to continue a replay where the previous answer stopped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayWindow {
+    /// From (Unix ms).
+    pub since_ms: u64,
+    /// Until (Unix ms, exclusive).
+    pub until_ms: Option<u64>,
+    /// Continue after this sequence number.
+    pub after_sequence: Option<u64>,
+}
+
+impl ReplayWindow {
+    /// Reads a replay body; every problem at once, with field paths (`422`); not an object:
+    /// `400`.
+    pub fn parse(body: &Value) -> Result<Self, Error> {
+        let Some(map) = body.as_object() else {
+            return Err(Error::invalid("body", "must be a JSON object"));
+        };
+        let mut problems = Vec::new();
+        for key in map.keys() {
+            if !matches!(key.as_str(), "since" | "until" | "afterSequence") {
+                problems.push(FieldError::new(key.clone(), "is not a field of a replay"));
+            }
+        }
+        let mut time = |field: &str, required: bool| -> Option<u64> {
+            match map.get(field) {
+                None | Some(Value::Null) if !required => None,
+                None | Some(Value::Null) => {
+                    problems.push(FieldError::new(field, "is required (an RFC 3339 time)"));
+                    None
+                }
+                Some(value) => {
+                    let parsed = value.as_str().and_then(Timestamp::parse_rfc3339);
+                    if parsed.is_none() {
+                        problems.push(FieldError::new(
+                            field,
+                            "must be an RFC 3339 time, e.g. 2026-11-28T09:00:00Z",
+                        ));
+                    }
+                    parsed.map(Timestamp::unix_ms)
+                }
+            }
+        };
+        let since = time("since", true);
+        let until = time("until", false);
+        let after_sequence = match map.get("afterSequence") {
+            None | Some(Value::Null) => None,
+            Some(value) => {
+                if value.as_u64().is_none() {
+                    problems.push(FieldError::new(
+                        "afterSequence",
+                        "must be the continueAfterSequence of a previous answer",
+                    ));
+                }
+                value.as_u64()
+            }
+        };
+        if let (Some(since), Some(until)) = (since, until)
+            && until <= since
+        {
+            problems.push(FieldError::new("until", "must be later than since"));
+        }
+        match since {
+            Some(since_ms) if problems.is_empty() => Ok(Self {
+                since_ms,
+                until_ms: until,
+                after_sequence,
+            }),
+            _ => Err(Error::unprocessable("the replay is invalid", problems)),
+        }
+    }
 }
 
 /// The paging parameters of a list: `limit` and `cursor` (other parameters are ignored).
@@ -253,6 +375,7 @@ mod tests {
         let request = Request {
             operation,
             id,
+            event_id: None,
             query,
             body,
         };
@@ -325,6 +448,7 @@ mod tests {
         let request = Request {
             operation: Operation::Create,
             id: None,
+            event_id: None,
             query: "",
             body: &full_body().to_string().into_bytes(),
         };
@@ -451,5 +575,38 @@ mod tests {
                 assert_eq!(err.status(), 415);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_replay_window_is_checked_field_by_field() {
+        let ok = ReplayWindow::parse(&json!({"since": "2026-11-28T09:00:00Z"})).expect("valid");
+        assert_eq!(ok.until_ms, None);
+        let err = ReplayWindow::parse(
+            &json!({"since": "yesterday", "until": "2026-11-28T08:00:00Z",
+                                              "afterSequence": -1, "from": 1}),
+        )
+        .expect_err("invalid");
+        assert_eq!(err.status(), 422);
+        let fields: Vec<_> = err.details().iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["from", "since", "afterSequence"]);
+        let err = ReplayWindow::parse(&json!({"since": "2026-11-28T09:00:00Z",
+                                              "until": "2026-11-28T08:00:00Z"}))
+        .expect_err("until before since");
+        assert_eq!(err.details()[0].field, "until");
+        let err = ReplayWindow::parse(&json!({})).expect_err("since is required");
+        assert_eq!(err.details()[0].field, "since");
+        assert_eq!(
+            ReplayWindow::parse(&json!([]))
+                .expect_err("not an object")
+                .status(),
+            400
+        );
     }
 }

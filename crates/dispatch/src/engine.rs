@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::delivery::{self, Claim, Finished};
 use crate::filter::FilterSubject;
-use crate::keys::{RETRIES, delivery_name, parse_delivery_name};
+use crate::keys::{RETRIES, due_member, parse_due_member};
 use crate::model::{SinkAuth, Subscription};
 use crate::outgoing::{Outgoing, build, build_to};
 use crate::policy::{AttemptResult, Decision, classify, decide};
@@ -132,14 +132,7 @@ pub fn file_event(env: &Env<'_>, event: &StoredEvent, trigger: Trigger) -> Resul
             trigger,
             now,
         )?;
-        due::add(
-            env.store,
-            env.tenant,
-            RETRIES,
-            bucket_of(now),
-            &delivery_name(&subscription.id, &event.id),
-            &Patience::default(),
-        )?;
+        file_due(env.store, env.tenant, event, &subscription.id, now)?;
     }
     Ok(subscriptions.len() as u64)
 }
@@ -197,7 +190,7 @@ fn drop_item(env: &Env<'_>, item: &DueItem) -> Result<(), Error> {
 
 /// Makes the attempt a due item stands for, if it is due and nobody else is making it.
 pub fn attempt_item(env: &Env<'_>, item: &DueItem) -> Result<Counts, Error> {
-    let Some((subscription_id, event_id)) = parse_delivery_name(&item.member) else {
+    let Some((subscription_id, event_id)) = parse_due_member(&item.member) else {
         return drop_item(env, item).map(|()| Counts::default());
     };
     let state = delivery::get(env.store, env.tenant, &subscription_id, &event_id)?;
@@ -425,28 +418,119 @@ fn post_dead_letter(
         .send(&request, subscription.delivery.timeout_ms);
 }
 
-/// Redelivers a dead letter (or any finished delivery) of `event` to `subscription`: a new
-/// round, due now. `false` if a round is still under way.
+/// Puts the delivery of `event` to `subscription` on the due queue, due at `now_ms`.
+fn file_due(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    event: &StoredEvent,
+    subscription: &SubscriptionId,
+    now_ms: u64,
+) -> Result<(), Error> {
+    due::add(
+        store,
+        tenant,
+        RETRIES,
+        bucket_of(now_ms),
+        &due_member(event.sequence, subscription, &event.id),
+        &Patience::default(),
+    )?;
+    Ok(())
+}
+
+/// Delivers `event` to `subscription` again (a dead letter's redelivery, a replay): a new round,
+/// due at `now_ms`, made by the next tick. `false` if a round is still under way (it will
+/// deliver the event anyway). `404` if the event is no longer stored.
 pub fn redeliver(
-    env: &Env<'_>,
+    store: &dyn KvStore,
+    tenant: &TenantId,
     subscription: &SubscriptionId,
     event: &EventId,
     trigger: Trigger,
+    now_ms: u64,
 ) -> Result<bool, Error> {
-    let now = env.now();
-    let Some(_) = delivery::restart(env.store, env.tenant, subscription, event, trigger, now)?
-    else {
-        return Ok(false);
+    let Some(stored) = get_event(store, tenant, event)? else {
+        return Err(Error::not_found(format!(
+            "the event {event} is not stored (any more)"
+        )));
     };
-    due::add(
-        env.store,
-        env.tenant,
-        RETRIES,
-        bucket_of(now),
-        &delivery_name(subscription, event),
-        &Patience::default(),
-    )?;
+    let restarted = delivery::restart(store, tenant, subscription, event, trigger, now_ms)?;
+    if restarted.is_none() {
+        return Ok(false);
+    }
+    file_due(store, tenant, &stored, subscription, now_ms)?;
     Ok(true)
+}
+
+/// The most events one [`replay`] call looks at; the answer says where to continue.
+pub const MAX_REPLAY_EVENTS: usize = 1000;
+
+/// What [`replay`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replayed {
+    /// Events that matched the subscription's filter and were filed again.
+    pub replayed: u64,
+    /// Matching events whose delivery was still under way (left to it).
+    pub in_progress: u64,
+    /// Events looked at.
+    pub examined: u64,
+    /// When more events remain: pass this as `afterSequence` to continue.
+    pub continue_after_sequence: Option<u64>,
+}
+
+/// Files again, in acceptance order, the stored events accepted from `since_ms` (Unix ms) until
+/// `until_ms` (exclusive; `None`: up to now) that `subscription`'s filter accepts; at most
+/// [`MAX_REPLAY_EVENTS`] per call, starting after `after_sequence` when continuing.
+pub fn replay(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    subscription: &Subscription,
+    since_ms: u64,
+    until_ms: Option<u64>,
+    after_sequence: Option<u64>,
+    now_ms: u64,
+) -> Result<Replayed, Error> {
+    let start = match after_sequence {
+        Some(after) => after,
+        None => eventplane_eventstore::first_sequence_at_or_after(store, tenant, since_ms)?
+            .saturating_sub(1),
+    };
+    let page = eventplane_eventstore::events_since(store, tenant, start, MAX_REPLAY_EVENTS)?;
+    let mut outcome = Replayed {
+        replayed: 0,
+        in_progress: 0,
+        examined: 0,
+        continue_after_sequence: None,
+    };
+    for event in &page.events {
+        if until_ms.is_some_and(|until| event.received_at >= until) {
+            return Ok(outcome);
+        }
+        outcome.examined += 1;
+        if event.received_at < since_ms
+            || !subscription
+                .filter
+                .matches(&FilterSubject::from_event(event))
+        {
+            continue;
+        }
+        if redeliver(
+            store,
+            tenant,
+            &subscription.id,
+            &event.id,
+            Trigger::Replay,
+            now_ms,
+        )? {
+            outcome.replayed += 1;
+        } else {
+            outcome.in_progress += 1;
+        }
+    }
+    if page.more {
+        outcome.continue_after_sequence = Some(page.next_after);
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

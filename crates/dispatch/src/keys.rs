@@ -49,9 +49,24 @@ pub fn subscriptions_seed(tenant: &TenantId) -> Key {
 }
 
 /// The name of one delivery (one event to one subscription): `<sub id>:<event id>`. Used in
-/// record keys and as the member of the [`RETRIES`] due queue.
+/// record keys.
 pub fn delivery_name(subscription: &SubscriptionId, event: &EventId) -> String {
     format!("{subscription}:{event}")
+}
+
+/// A delivery as a member of the [`RETRIES`] due queue: `<sequence, 20 digits>:<sub id>:<event
+/// id>`, so that a bucket's members, read in order, come in the events' acceptance order.
+pub fn due_member(sequence: u64, subscription: &SubscriptionId, event: &EventId) -> String {
+    format!("{sequence:020}:{subscription}:{event}")
+}
+
+/// The subscription and event of a [`due_member`]; `None` if `member` is not one.
+pub fn parse_due_member(member: &str) -> Option<(SubscriptionId, EventId)> {
+    let (sequence, name) = member.split_once(':')?;
+    if sequence.len() != 20 || !sequence.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    parse_delivery_name(name)
 }
 
 /// The subscription and event named by [`delivery_name`]; `None` if `name` is not one.
@@ -109,6 +124,11 @@ mod tests {
             dead_letter(&t, &sub, &evt).as_str(),
             format!("t/acme/r/sub-dead-letter/{pair}")
         );
+        let member = due_member(7, &sub, &evt);
+        assert_eq!(member, format!("00000000000000000007:{pair}"));
+        assert_eq!(parse_due_member(&member), Some((sub.clone(), evt.clone())));
+        assert_eq!(parse_due_member(pair), None);
+        assert!(due_member(9, &sub, &evt) < due_member(10, &sub, &evt));
         assert_eq!(
             dead_letters(&t, &sub).as_str(),
             "t/acme/i/sub-dead-letters/sub_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f"

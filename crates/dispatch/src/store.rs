@@ -134,26 +134,8 @@ pub fn list(
     cursor: Option<&str>,
     limit: Option<u32>,
 ) -> Result<SubscriptionPage, Error> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(Error::invalid(
-            "limit",
-            format!("must be from 1 to {MAX_PAGE_SIZE}"),
-        ));
-    }
-    if let Some(cursor) = cursor
-        && cursor.parse::<SubscriptionId>().is_err()
-    {
-        return Err(Error::invalid(
-            "cursor",
-            "is not a cursor from a previous page",
-        ));
-    }
-    let page = store.index_page(
-        &keys::subscriptions(tenant),
-        cursor,
-        usize::try_from(limit).unwrap_or(MAX_INDEX_PAGE),
-    )?;
+    let limit = page_size::<SubscriptionId>(limit, cursor)?;
+    let page = store.index_page(&keys::subscriptions(tenant), cursor, limit)?;
     let mut data = Vec::with_capacity(page.members.len());
     for member in &page.members {
         if let Some(subscription) = load_member(store, tenant, member)? {
@@ -164,6 +146,79 @@ pub fn list(
         data,
         next_cursor: page.next,
     })
+}
+
+/// Checks a page request: `limit` (default [`DEFAULT_PAGE_SIZE`], 1 to [`MAX_PAGE_SIZE`]) and a
+/// `cursor` that must be an id of kind `I` (the last of the previous page); the page size.
+fn page_size<I: std::str::FromStr>(
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<usize, Error> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(Error::invalid(
+            "limit",
+            format!("must be from 1 to {MAX_PAGE_SIZE}"),
+        ));
+    }
+    if let Some(cursor) = cursor
+        && cursor.parse::<I>().is_err()
+    {
+        return Err(Error::invalid(
+            "cursor",
+            "is not a cursor from a previous page",
+        ));
+    }
+    Ok(usize::try_from(limit).unwrap_or(MAX_INDEX_PAGE))
+}
+
+/// A page of subscription `id`'s dead letters, in event-id order, as the API answers it:
+/// `{"data": [dead letters], "nextCursor": "evt_…" | null}`. `404` for an unknown subscription.
+pub fn dead_letters(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Value, Error> {
+    get(store, tenant, id)?;
+    let limit = page_size::<EventId>(limit, cursor)?;
+    let page = store.index_page(&keys::dead_letters(tenant, id), cursor, limit)?;
+    let mut data = Vec::with_capacity(page.members.len());
+    for member in &page.members {
+        let Ok(event) = member.parse::<EventId>() else {
+            continue;
+        };
+        if let Some(dead) = store.get_json::<DeadLetter>(&keys::dead_letter(tenant, id, &event))? {
+            data.push(dead);
+        }
+    }
+    Ok(json!({ "data": data, "nextCursor": page.next }))
+}
+
+/// The dead letter of `event` for subscription `id`; `404` if there is none.
+pub fn dead_letter(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    event: &EventId,
+) -> Result<DeadLetter, Error> {
+    store
+        .get_json(&keys::dead_letter(tenant, id, event))?
+        .ok_or_else(|| Error::not_found(format!("subscription {id} has no dead letter of {event}")))
+}
+
+/// Takes the dead letter of `event` off subscription `id`'s list (once it is being
+/// redelivered: should that fail too, it comes back).
+pub fn remove_dead_letter(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    event: &EventId,
+) -> Result<(), Error> {
+    remove_from_existing(store, &keys::dead_letters(tenant, id), event.as_str())?;
+    store.delete(&keys::dead_letter(tenant, id, event))?;
+    Ok(())
 }
 
 /// Replaces subscription `id` with `input` (a `PUT`): keeps its id, tenant, creation time,

@@ -394,6 +394,40 @@ pub struct EventPage {
     pub more: bool,
 }
 
+/// The first sequence number whose event was accepted at or after `ms` (Unix ms), found by
+/// binary search over the event log (acceptance times follow sequence numbers, give or take
+/// concurrent publishes in the same millisecond); one past the last if there is none.
+pub fn first_sequence_at_or_after(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    ms: u64,
+) -> Result<u64, Error> {
+    let last =
+        u64::try_from(store.increment(&keys::counter(tenant, EVENT_SEQUENCE), 0)?).unwrap_or(0);
+    let (mut low, mut high) = (1u64, last.saturating_add(1));
+    while low < high {
+        let middle = low + (high - low) / 2;
+        // The first stored event at or after `middle` (gaps and replaced entries skipped).
+        let mut probe = middle;
+        let mut found = None;
+        while probe < high && found.is_none() {
+            if let Logged::Event(id) = logged(store, tenant, probe)?
+                && let Some(event) = get_event(store, tenant, &id)?
+            {
+                found = Some(event.received_at);
+            } else {
+                probe += 1;
+            }
+        }
+        match found {
+            Some(received_at) if received_at >= ms => high = middle,
+            Some(_) => low = probe + 1,
+            None => high = middle,
+        }
+    }
+    Ok(low)
+}
+
 /// The most sequence numbers one [`events_since`] call looks at.
 pub const MAX_SEQUENCES_PER_CALL: u64 = 5000;
 

@@ -62,7 +62,8 @@ pub use catalog::{AppCatalog, CatalogEntry, load_catalog};
 pub use event::{EventData, NewEvent, StoredEvent};
 pub use events::{
     EventPage, GAP_GRACE_MS, LogCursor, MAX_SEQUENCES_PER_CALL, PendingBatch, PendingEntry, Stored,
-    advance, events_since, get_event, pending, store_event, store_event_with,
+    advance, events_since, first_sequence_at_or_after, get_event, pending, store_event,
+    store_event_with,
 };
 
 /// How long to wait for another instance's write that should appear shortly (a concurrent

@@ -144,3 +144,101 @@ e2e_test! {
         shop.stop().await
     }
 }
+
+/// `method path` of the subscriptions API with the admin token; status and JSON body.
+async fn call(
+    shop: &Shop,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request = reqwest::Client::new()
+        .request(method, shop.r.app.url(&format!("/subscriptions{path}")))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)?
+    };
+    Ok((status, body))
+}
+
+e2e_test! {
+    async fn a_dead_letter_is_listed_and_redelivered() -> anyhow::Result<()> {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let subscriber = TestServer::start_with(move |_| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                Reply::new(400, "no such order")
+            } else {
+                Reply::new(200, "ok")
+            }
+        })
+        .await?;
+        let shop = Shop::start_with(ENV).await?;
+        let subs = Api::new(&shop.r.app);
+        let id = id_of(&subs.create(&subscription(&subscriber.url("/in"), j!({}))).await?)?;
+        shop.client().structured(&order("o-3")).await?.expect(202, "publish")?;
+        assert_eq!(tick(&shop).await?["deadLettered"], 1);
+        let (status, page) = call(&shop, reqwest::Method::GET, &format!("/{id}/dead-letters"), None).await?;
+        assert_eq!(status, 200, "{page}");
+        let letters = page["data"].as_array().cloned().unwrap_or_default();
+        assert_eq!(letters.len(), 1, "{page}");
+        assert_eq!(letters[0]["attempts"], 1);
+        assert_eq!(letters[0]["lastStatus"], 400);
+        assert!(letters[0]["reason"].as_str().is_some_and(|r| r.contains("400")));
+        let event = letters[0]["eventId"].as_str().unwrap_or_default().to_owned();
+        let path = format!("/{id}/dead-letters/{event}/redeliver");
+        let (status, answer) = call(&shop, reqwest::Method::POST, &path, None).await?;
+        assert_eq!(status, 202, "{answer}");
+        let (_, page) = call(&shop, reqwest::Method::GET, &format!("/{id}/dead-letters"), None).await?;
+        assert_eq!(page["data"], j!([]));
+        assert_eq!(tick(&shop).await?["succeeded"], 1);
+        let received = subscriber.received();
+        assert_eq!(received.len(), 2);
+        assert_eq!(received[0].header("webhook-id"), received[1].header("webhook-id"));
+        // Nothing left to redeliver.
+        let (status, _) = call(&shop, reqwest::Method::POST, &path, None).await?;
+        assert_eq!(status, 404);
+        shop.stop().await
+    }
+}
+
+e2e_test! {
+    async fn replay_since_a_time_delivers_again_in_acceptance_order() -> anyhow::Result<()> {
+        let subscriber = TestServer::start(200, "").await?;
+        let shop = Shop::start_with(ENV).await?;
+        let subs = Api::new(&shop.r.app);
+        let id = id_of(&subs.create(&subscription(&subscriber.url("/in"), j!({}))).await?)?;
+        shop.client().structured(&order("o-a")).await?.expect(202, "publish")?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let since = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for id in ["o-b", "o-c", "o-d"] {
+            shop.client().structured(&order(id)).await?.expect(202, "publish")?;
+        }
+        assert_eq!(tick(&shop).await?["succeeded"], 4);
+        let (status, answer) =
+            call(&shop, reqwest::Method::POST, &format!("/{id}/replay"), Some(j!({"since": since}))).await?;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["replayed"], 3, "{answer}");
+        assert_eq!(tick(&shop).await?["succeeded"], 3);
+        let order_ids: Vec<String> = subscriber
+            .received()
+            .iter()
+            .filter_map(|r| r.header("ce-id").map(str::to_owned))
+            .collect();
+        assert_eq!(order_ids, ["o-a", "o-b", "o-c", "o-d", "o-b", "o-c", "o-d"]);
+        let (status, answer) =
+            call(&shop, reqwest::Method::POST, &format!("/{id}/replay"), Some(j!({"since": "soon"}))).await?;
+        assert_eq!(status, 422, "{answer}");
+        shop.stop().await
+    }
+}

@@ -324,17 +324,73 @@ fn a_redelivered_dead_letter_gets_a_new_round() {
     w.script.answer("https://a.example/in", vec![status(400)]);
     let event = w.publish("1", "order.created.v1");
     w.tick();
-    let (now, random) = w.env();
-    let env = Env {
-        store: &w.store,
-        tenant: &w.tenant,
-        transport: &w.script,
-        now_ms: &now,
-        random: &random,
-        lease_ms: 60_000,
-    };
-    assert!(redeliver(&env, &sub.id, &event.id, Trigger::Redeliver).expect("redeliver"));
+    let redelivered = redeliver(
+        &w.store,
+        &w.tenant,
+        &sub.id,
+        &event.id,
+        Trigger::Redeliver,
+        T0,
+    )
+    .expect("redeliver");
+    assert!(redelivered);
     assert_eq!(w.tick().succeeded, 1);
     let triggers: Vec<_> = w.attempts(&sub, &event).iter().map(|a| a.trigger).collect();
     assert_eq!(triggers, [Trigger::First, Trigger::Redeliver]);
+}
+
+#[test]
+fn replay_files_matching_events_since_a_time_in_acceptance_order() {
+    let w = World::new();
+    let all = w.subscribe(sink("https://a.example/in"));
+    for i in 0..6u64 {
+        w.set_time(T0 + i * 1_000);
+        let type_name = if i % 2 == 0 {
+            "order.created.v1"
+        } else {
+            "order.cancelled.v1"
+        };
+        w.publish(&i.to_string(), type_name);
+    }
+    w.tick();
+    assert_eq!(w.script.sent_to("https://a.example/in").len(), 6);
+    // A subscription created afterwards, for created orders only, replays from the third event.
+    let created = w.subscribe(
+        json!({"name": "created", "sink": {"url": "https://b.example/in"},
+                                     "filter": {"types": ["order.created.v1"]}}),
+    );
+    let outcome = replay(
+        &w.store,
+        &w.tenant,
+        &created,
+        T0 + 2_000,
+        Some(T0 + 5_000),
+        None,
+        T0,
+    )
+    .expect("replay");
+    assert_eq!((outcome.replayed, outcome.examined), (2, 3), "{outcome:?}");
+    assert_eq!(outcome.continue_after_sequence, None);
+    // Replaying the first subscription re-sends everything from T0 + 3 s, in order.
+    let again = replay(&w.store, &w.tenant, &all, T0 + 3_000, None, None, T0).expect("replay");
+    assert_eq!(again.replayed, 3);
+    w.tick();
+    let ids = |url: &str| -> Vec<String> {
+        w.script
+            .sent_to(url)
+            .iter()
+            .filter_map(|r| r.header("ce-id").map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(ids("https://b.example/in"), ["2", "4"]);
+    assert_eq!(
+        ids("https://a.example/in"),
+        ["0", "1", "2", "3", "4", "5", "3", "4", "5"]
+    );
+    let triggers: Vec<_> = w
+        .attempts(&created, &w.publish("2", "order.created.v1"))
+        .iter()
+        .map(|a| a.trigger)
+        .collect();
+    assert_eq!(triggers, [Trigger::Replay]);
 }
