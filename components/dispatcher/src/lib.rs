@@ -14,64 +14,26 @@ mod deliver;
 
 use eventplane_core::Error;
 use eventplane_dispatch::Timestamp;
-use eventplane_dispatch::api::{self, MAX_BODY_BYTES, Operation, Reply};
+use eventplane_dispatch::api::{self, Endpoint, MAX_BODY_BYTES, Operation, Reply};
 use eventplane_spin::request::{header, read_body, require_admin, tenant, variable};
 use eventplane_spin::{Router, SpinStore, error_response, json_response};
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 
-/// What the dispatcher serves.
-#[derive(Debug, Clone, Copy)]
-enum Endpoint {
-    /// An operation of the subscriptions API.
-    Api(Operation),
-    /// `POST /dispatcher/tick`.
-    Tick,
-}
-
-/// The dispatcher's route table: the subscriptions API and the tick.
+/// The dispatcher's route table, built from [`api::ROUTES`] (the table the OpenAPI document is
+/// checked against).
 fn routes() -> Router<Endpoint> {
-    let api = |operation| Endpoint::Api(operation);
-    Router::new()
-        .route(&[Method::Post], "/subscriptions", api(Operation::Create))
-        .route(&[Method::Get], "/subscriptions", api(Operation::List))
-        .route(&[Method::Get], "/subscriptions/{id}", api(Operation::Get))
-        .route(
-            &[Method::Put],
-            "/subscriptions/{id}",
-            api(Operation::Replace),
-        )
-        .route(
-            &[Method::Delete],
-            "/subscriptions/{id}",
-            api(Operation::Delete),
-        )
-        .route(
-            &[Method::Post],
-            "/subscriptions/{id}/pause",
-            api(Operation::Pause),
-        )
-        .route(
-            &[Method::Post],
-            "/subscriptions/{id}/resume",
-            api(Operation::Resume),
-        )
-        .route(
-            &[Method::Get],
-            "/subscriptions/{id}/dead-letters",
-            api(Operation::DeadLetters),
-        )
-        .route(
-            &[Method::Post],
-            "/subscriptions/{id}/dead-letters/{eventId}/redeliver",
-            api(Operation::Redeliver),
-        )
-        .route(
-            &[Method::Post],
-            "/subscriptions/{id}/replay",
-            api(Operation::Replay),
-        )
-        .route(&[Method::Post], "/dispatcher/tick", Endpoint::Tick)
+    api::ROUTES
+        .iter()
+        .fold(Router::new(), |router, (method, pattern, endpoint)| {
+            let method = match *method {
+                "GET" => Method::Get,
+                "PUT" => Method::Put,
+                "DELETE" => Method::Delete,
+                _ => Method::Post,
+            };
+            router.route(&[method], pattern, *endpoint)
+        })
 }
 
 /// Handles one request. The body is read only once the route is known.
@@ -87,6 +49,13 @@ async fn handle(request: IncomingRequest) -> Response {
     };
     let operation = match endpoint {
         Endpoint::Api(operation) => operation,
+        Endpoint::OpenApi => {
+            return Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(api::OPENAPI)
+                .build();
+        }
         Endpoint::Tick => {
             return match run_tick(&request) {
                 Ok(counts) => json_response(200, &counts),

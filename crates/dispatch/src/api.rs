@@ -22,7 +22,7 @@ use eventplane_core::{Error, EventId, FieldError, KvStore, SubscriptionId, Tenan
 use serde_json::{Value, json};
 
 use crate::input::{SubscriptionInput, parse_pause};
-use crate::records::Trigger;
+use crate::records::{AttemptOutcome, Trigger};
 use crate::signing::GENERATED_KEY_BYTES;
 use crate::time::Timestamp;
 use crate::{engine, store};
@@ -53,6 +53,8 @@ pub enum Operation {
     Pause,
     /// Resume a subscription.
     Resume,
+    /// A page of a subscription's attempts.
+    Attempts,
     /// A page of a subscription's dead letters.
     DeadLetters,
     /// Deliver a dead letter again.
@@ -93,6 +95,72 @@ impl Operation {
         }
     }
 }
+
+/// The OpenAPI 3.1 document of the dispatcher's HTTP API, served at
+/// `GET /subscriptions/openapi.json`.
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
+
+/// What a route of the dispatcher leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// An operation of the subscriptions API.
+    Api(Operation),
+    /// `POST /dispatcher/tick`.
+    Tick,
+    /// The OpenAPI document.
+    OpenApi,
+}
+
+/// The dispatcher's routes, in matching order (first match wins): method, path pattern
+/// (`{name}` matches one segment), endpoint. The component serves exactly these, and a test
+/// holds [`OPENAPI`] to them.
+pub const ROUTES: &[(&str, &str, Endpoint)] = &[
+    ("GET", "/subscriptions/openapi.json", Endpoint::OpenApi),
+    ("POST", "/subscriptions", Endpoint::Api(Operation::Create)),
+    ("GET", "/subscriptions", Endpoint::Api(Operation::List)),
+    ("GET", "/subscriptions/{id}", Endpoint::Api(Operation::Get)),
+    (
+        "PUT",
+        "/subscriptions/{id}",
+        Endpoint::Api(Operation::Replace),
+    ),
+    (
+        "DELETE",
+        "/subscriptions/{id}",
+        Endpoint::Api(Operation::Delete),
+    ),
+    (
+        "POST",
+        "/subscriptions/{id}/pause",
+        Endpoint::Api(Operation::Pause),
+    ),
+    (
+        "POST",
+        "/subscriptions/{id}/resume",
+        Endpoint::Api(Operation::Resume),
+    ),
+    (
+        "GET",
+        "/subscriptions/{id}/attempts",
+        Endpoint::Api(Operation::Attempts),
+    ),
+    (
+        "GET",
+        "/subscriptions/{id}/dead-letters",
+        Endpoint::Api(Operation::DeadLetters),
+    ),
+    (
+        "POST",
+        "/subscriptions/{id}/dead-letters/{eventId}/redeliver",
+        Endpoint::Api(Operation::Redeliver),
+    ),
+    (
+        "POST",
+        "/subscriptions/{id}/replay",
+        Endpoint::Api(Operation::Replay),
+    ),
+    ("POST", "/dispatcher/tick", Endpoint::Tick),
+];
 
 /// A request to the subscriptions API, authenticated and with its body read.
 #[derive(Debug, Clone, Copy)]
@@ -183,6 +251,10 @@ pub fn execute(
             Reply::json(200, store::pause(kv, tenant, &id, reason, now_ms)?.view())
         }
         Operation::Resume => Reply::json(200, store::resume(kv, tenant, &id()?, now_ms)?.view()),
+        Operation::Attempts => {
+            let query = attempt_query(request.query)?;
+            Reply::json(200, store::list_attempts(kv, tenant, &id()?, &query)?)
+        }
         Operation::DeadLetters => {
             let query = ListQuery::parse(request.query)?;
             let page =
@@ -219,6 +291,59 @@ pub fn execute(
             Reply::json(202, serde_json::to_value(outcome).unwrap_or_default())
         }
     })
+}
+
+/// The query of an attempts listing: `eventId`, `status` (`succeeded` or `failed`), `since`
+/// (RFC 3339), `limit` (1 to 200, default 50) and `cursor`; a malformed one is a `400`.
+pub fn attempt_query(query: &str) -> Result<store::AttemptQuery, Error> {
+    let mut parsed = store::AttemptQuery {
+        limit: usize::try_from(store::DEFAULT_PAGE_SIZE).unwrap_or(50),
+        ..store::AttemptQuery::default()
+    };
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if value.is_empty() {
+            continue;
+        }
+        match name.as_ref() {
+            "eventId" => {
+                parsed.event_id = Some(
+                    value
+                        .parse()
+                        .map_err(|_| Error::invalid("eventId", "is not an event id (evt_…)"))?,
+                );
+            }
+            "status" => {
+                parsed.outcome = Some(match value.as_ref() {
+                    "succeeded" => AttemptOutcome::Succeeded,
+                    "failed" => AttemptOutcome::Failed,
+                    _ => return Err(Error::invalid("status", "must be succeeded or failed")),
+                });
+            }
+            "since" => {
+                parsed.since_ms = Some(
+                    Timestamp::parse_rfc3339(&value)
+                        .ok_or_else(|| Error::invalid("since", "must be an RFC 3339 time"))?
+                        .unix_ms(),
+                );
+            }
+            "limit" => {
+                parsed.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=200).contains(n))
+                    .ok_or_else(|| {
+                        Error::invalid("limit", "must be a whole number from 1 to 200")
+                    })?;
+            }
+            "cursor" => {
+                parsed.after_sequence = Some(value.parse().map_err(|_| {
+                    Error::invalid("cursor", "is not a cursor from a previous page")
+                })?);
+            }
+            _ => {}
+        }
+    }
+    Ok(parsed)
 }
 
 /// The body of a replay: `since` (RFC 3339, required), `until` (RFC 3339, exclusive, after
@@ -608,5 +733,40 @@ mod replay_tests {
                 .status(),
             400
         );
+    }
+}
+
+#[cfg(test)]
+mod openapi_tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes() {
+        let document: Value = serde_json::from_str(OPENAPI).expect("the document is JSON");
+        assert_eq!(document["openapi"], "3.1.0");
+        let mut documented = BTreeSet::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, _) in item.as_object().expect("a path item") {
+                if method != "parameters" {
+                    documented.insert((method.to_ascii_uppercase(), path.clone()));
+                }
+            }
+        }
+        let served: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(method, path, _)| ((*method).to_owned(), (*path).to_owned()))
+            .collect();
+        assert_eq!(documented, served);
+        // Every $ref points at something in the document.
+        let text = OPENAPI;
+        for reference in text.split("\"$ref\": \"#/").skip(1) {
+            let pointer = reference.split('"').next().unwrap_or_default();
+            assert!(
+                document.pointer(&format!("/{pointer}")).is_some(),
+                "dangling $ref #/{pointer}"
+            );
+        }
     }
 }

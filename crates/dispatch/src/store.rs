@@ -20,9 +20,10 @@ use crate::filter::FilterSubject;
 use crate::input::{SubscriptionInput, check_reason};
 use crate::keys;
 use crate::model::{Subscription, SubscriptionStatus};
-use crate::records::{Attempt, DeadLetter};
+use crate::records::{Attempt, AttemptOutcome, DeadLetter};
 use crate::signing::{GENERATED_KEY_BYTES, SigningSecret};
 use crate::time::Timestamp;
+use eventplane_eventstore::{events_since, first_sequence_at_or_after};
 
 /// The page size of [`list`] when none is asked for.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -194,6 +195,73 @@ pub fn dead_letters(
         }
     }
     Ok(json!({ "data": data, "nextCursor": page.next }))
+}
+
+/// Which attempts [`list_attempts`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptQuery {
+    /// Only this event's.
+    pub event_id: Option<EventId>,
+    /// Only succeeded, or only failed, attempts.
+    pub outcome: Option<AttemptOutcome>,
+    /// Only attempts made at or after this time (Unix ms); also where the walk starts.
+    pub since_ms: Option<u64>,
+    /// Continue after this event sequence number (a previous page's `nextCursor`).
+    pub after_sequence: Option<u64>,
+    /// About how many attempts to return (an event's attempts are never split across pages).
+    pub limit: usize,
+}
+
+/// The most events one [`list_attempts`] call looks at.
+pub const MAX_EVENTS_PER_ATTEMPTS_PAGE: usize = 2000;
+
+/// A page of subscription `id`'s attempts as the API answers it: `{"data": [attempts],
+/// "nextCursor": "<sequence>" | null}`. With an event id, that event's attempts; otherwise the
+/// attempts of the tenant's events in acceptance order from `since` (or the cursor), reading
+/// the event log (at most [`MAX_EVENTS_PER_ATTEMPTS_PAGE`] events per call; the cursor says
+/// where to go on). `404` for an unknown subscription.
+pub fn list_attempts(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    query: &AttemptQuery,
+) -> Result<Value, Error> {
+    get(store, tenant, id)?;
+    let keep = |attempt: &Attempt| {
+        query.outcome.is_none_or(|o| attempt.outcome == o)
+            && query.since_ms.is_none_or(|s| attempt.at.unix_ms() >= s)
+    };
+    if let Some(event) = &query.event_id {
+        let mut data = attempts(store, tenant, id, event)?;
+        data.retain(keep);
+        return Ok(json!({ "data": data, "nextCursor": null }));
+    }
+    let mut after = match query.after_sequence {
+        Some(after) => after,
+        None => first_sequence_at_or_after(store, tenant, query.since_ms.unwrap_or(0))?
+            .saturating_sub(1),
+    };
+    let mut data = Vec::new();
+    let mut examined = 0;
+    loop {
+        let page = events_since(store, tenant, after, 200)?;
+        for event in &page.events {
+            after = event.sequence;
+            examined += 1;
+            data.extend(
+                attempts(store, tenant, id, &event.id)?
+                    .into_iter()
+                    .filter(keep),
+            );
+            if data.len() >= query.limit.max(1) || examined >= MAX_EVENTS_PER_ATTEMPTS_PAGE {
+                return Ok(json!({ "data": data, "nextCursor": after.to_string() }));
+            }
+        }
+        if !page.more {
+            return Ok(json!({ "data": data, "nextCursor": null }));
+        }
+        after = page.next_after;
+    }
 }
 
 /// The dead letter of `event` for subscription `id`; `404` if there is none.

@@ -115,7 +115,7 @@ e2e_test! {
         let shop = Shop::start_with(ENV).await?;
         let subs = Api::new(&shop.r.app);
         let delivery = j!({"backoffDelay": "PT0.3S", "backoffPolicy": "linear"});
-        subs.create(&subscription(&flaky.url("/in"), delivery)).await?;
+        let flaky_id = id_of(&subs.create(&subscription(&flaky.url("/in"), delivery)).await?)?;
         let rejecting = subs
             .create(&subscription(
                 &broken.url("/in"),
@@ -133,6 +133,35 @@ e2e_test! {
         }
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
+        // Every attempt is on record, in order.
+        let (status, page) =
+            call(&shop, reqwest::Method::GET, &format!("/{flaky_id}/attempts"), None).await?;
+        assert_eq!(status, 200, "{page}");
+        let summary: Vec<(Value, Value, Value)> = page["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| (a["attempt"].clone(), a["responseStatus"].clone(), a["trigger"].clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (j!(1), j!(503), j!("first")),
+                (j!(2), j!(503), j!("retry")),
+                (j!(3), j!(200), j!("retry"))
+            ],
+            "{page}"
+        );
+        assert_eq!(page["data"][0]["outcome"], "failed");
+        assert_eq!(page["data"][0]["responseBody"], "busy");
+        assert!(page["data"][0]["nextAttemptAt"].is_string());
+        assert!(page["data"][2]["nextAttemptAt"].is_null());
+        let event = page["data"][0]["eventId"].as_str().unwrap_or_default().to_owned();
+        let path = format!("/{flaky_id}/attempts?status=failed&eventId={event}");
+        let (_, failed) = call(&shop, reqwest::Method::GET, &path, None).await?;
+        assert_eq!(failed["data"].as_array().map(Vec::len), Some(2), "{failed}");
+        let path = format!("/{flaky_id}/attempts?status=maybe");
+        assert_eq!(call(&shop, reqwest::Method::GET, &path, None).await?.0, 400);
         // The 400 was not retried; the dead-letter sink got the event with the reason.
         assert_eq!(broken.received().len(), 1);
         let dlq = dead_letters.received();
@@ -239,6 +268,46 @@ e2e_test! {
         let (status, answer) =
             call(&shop, reqwest::Method::POST, &format!("/{id}/replay"), Some(j!({"since": "soon"}))).await?;
         assert_eq!(status, 422, "{answer}");
+        shop.stop().await
+    }
+}
+
+e2e_test! {
+    async fn every_route_of_the_openapi_document_is_served() -> anyhow::Result<()> {
+        let shop = Shop::start_with(ENV).await?;
+        let subs = Api::new(&shop.r.app);
+        let id = id_of(&subs.create(&subscription("https://a.example/in", j!({}))).await?)?;
+        let response = reqwest::get(shop.r.app.url("/subscriptions/openapi.json")).await?;
+        assert_eq!(response.status(), 200, "the document needs no token");
+        let document: Value = response.json().await?;
+        assert_eq!(document["openapi"], "3.1.0");
+        let client = reqwest::Client::new();
+        let mut checked = 0;
+        for (path, item) in document["paths"].as_object().into_iter().flatten() {
+            for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
+                if method == "parameters" {
+                    continue;
+                }
+                let concrete = path
+                    .replace("{id}", &id)
+                    .replace("{eventId}", "evt_00000000000000000000000000000001");
+                let mut request = client
+                    .request(method.to_uppercase().parse()?, shop.r.app.url(&concrete))
+                    .bearer_auth(ADMIN_TOKEN);
+                if method == "post" || method == "put" {
+                    request = request.json(&j!({}));
+                }
+                let response = request.send().await?;
+                let status = response.status().as_u16();
+                let body = response.text().await?;
+                assert!(
+                    status != 405 && !body.contains("no route for"),
+                    "{method} {concrete}: {status} {body}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 13);
         shop.stop().await
     }
 }
