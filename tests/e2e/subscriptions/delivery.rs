@@ -17,11 +17,12 @@ use crate::e2e_test;
 use crate::gateway::{SHOP, Shop, order};
 use crate::registry::ADMIN_TOKEN;
 
-/// Loopback subscribers are allowed; retries are quick.
-const ENV: &[(&str, &str)] = &[("SPIN_VARIABLE_DELIVERY_ALLOWED_HOSTS", "http://127.0.0.1:*")];
+/// Loopback subscribers are allowed.
+pub(crate) const ENV: &[(&str, &str)] =
+    &[("SPIN_VARIABLE_DELIVERY_ALLOWED_HOSTS", "http://127.0.0.1:*")];
 
 /// The secret the tests' subscriptions sign with.
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// Verifies a Standard Webhooks signature as a receiver does (written from the spec: HMAC-SHA256
 /// with the base64-decoded secret after `whsec_`, over `id.timestamp.body`; `v1,<base64>`
@@ -50,9 +51,14 @@ fn signature_ok(request: &Received) -> bool {
 }
 
 /// `POST /dispatcher/tick` with the admin token; the counts.
-async fn tick(shop: &Shop) -> anyhow::Result<Value> {
+pub(crate) async fn tick(shop: &Shop) -> anyhow::Result<Value> {
+    tick_app(&shop.r.app).await
+}
+
+/// [`tick`] on any running application.
+pub(crate) async fn tick_app(app: &eventplane_tests::TestApp) -> anyhow::Result<Value> {
     let response = reqwest::Client::new()
-        .post(shop.r.app.url("/dispatcher/tick"))
+        .post(app.url("/dispatcher/tick"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await?;
@@ -64,7 +70,7 @@ async fn tick(shop: &Shop) -> anyhow::Result<Value> {
     Ok(response.json().await?)
 }
 
-fn subscription(url: &str, delivery: Value) -> Value {
+pub(crate) fn subscription(url: &str, delivery: Value) -> Value {
     j!({"name": "orders", "sink": {"url": url}, "filter": {"application": SHOP},
         "delivery": delivery, "signing": {"secret": SECRET}})
 }
@@ -175,7 +181,7 @@ e2e_test! {
 }
 
 /// `method path` of the subscriptions API with the admin token; status and JSON body.
-async fn call(
+pub(crate) async fn call(
     shop: &Shop,
     method: reqwest::Method,
     path: &str,

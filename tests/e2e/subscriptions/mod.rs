@@ -9,6 +9,7 @@ mod access;
 mod concurrency;
 mod delivery;
 mod lifecycle;
+mod outcomes;
 mod validation;
 
 use anyhow::{Context as _, ensure};
