@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use eventplane_core::{Error, TenantId};
+use eventplane_core::{Error, EventId, TenantId};
 use eventplane_dispatch::SinkAuth;
 use eventplane_dispatch::engine::{self, Counts, Env, Response, Transport};
 use eventplane_dispatch::outgoing::Outgoing;
@@ -77,8 +77,18 @@ fn random() -> u64 {
     eventplane_core::random::bytes::<8>().map_or_else(|_| now_ms(), u64::from_le_bytes)
 }
 
-/// Runs the dispatcher's work for `tenant` for at most `budget_ms`.
-pub fn tick(store: &SpinStore, tenant: &TenantId, budget_ms: u64) -> Result<Counts, Error> {
+/// How many other due attempts a hand-off makes after its event's, and how long it may take
+/// for them.
+pub const HANDOFF_DRAIN: usize = 10;
+/// See [`HANDOFF_DRAIN`].
+pub const HANDOFF_DRAIN_BUDGET_MS: u64 = 1_000;
+
+/// Runs `work` with the dispatcher's environment for `tenant`.
+fn with_env<T>(
+    store: &SpinStore,
+    tenant: &TenantId,
+    work: impl FnOnce(&Env<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
     let lease_seconds: u64 = number_variable("delivery_lease_seconds")?;
     let transport = SpinTransport { store, tenant };
     let env = Env {
@@ -89,5 +99,21 @@ pub fn tick(store: &SpinStore, tenant: &TenantId, budget_ms: u64) -> Result<Coun
         random: &random,
         lease_ms: lease_seconds.saturating_mul(1000),
     };
-    engine::tick(&env, budget_ms.min(MAX_TICK_BUDGET_MS))
+    work(&env)
+}
+
+/// Runs the dispatcher's work for `tenant` for at most `budget_ms`.
+pub fn tick(store: &SpinStore, tenant: &TenantId, budget_ms: u64) -> Result<Counts, Error> {
+    with_env(store, tenant, |env| {
+        engine::tick(env, budget_ms.min(MAX_TICK_BUDGET_MS))
+    })
+}
+
+/// The gateway's hand-off of a just-accepted event: its first attempts now, then a few other
+/// due attempts.
+pub fn hand_off(store: &SpinStore, tenant: &TenantId, event: &EventId) -> Result<Counts, Error> {
+    with_env(store, tenant, |env| {
+        let deadline = now_ms().saturating_add(HANDOFF_DRAIN_BUDGET_MS);
+        engine::deliver_event(env, event, HANDOFF_DRAIN, deadline)
+    })
 }

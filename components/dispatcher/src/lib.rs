@@ -36,9 +36,22 @@ fn routes() -> Router<Endpoint> {
         })
 }
 
+/// The gateway's hand-off of an accepted event, by service chaining only (no public route
+/// leads here): `POST http://dispatcher.spin.internal/dispatcher/deliver` with the admin
+/// token, the `Tenant` header and `{"eventId": "evt_…"}`.
+pub const HANDOFF_PATH: &str = "/dispatcher/deliver";
+
 /// Handles one request. The body is read only once the route is known.
 #[http_component]
 async fn handle(request: IncomingRequest) -> Response {
+    if request.method() == Method::Post
+        && request.path_with_query().unwrap_or_default() == HANDOFF_PATH
+    {
+        return match run_hand_off(request).await {
+            Ok(counts) => json_response(200, &counts),
+            Err(err) => error_response(&err),
+        };
+    }
     let (endpoint, id, event_id) = match routes().resolve_request(&request) {
         Ok(matched) => (
             *matched.handler,
@@ -87,6 +100,22 @@ fn run_tick(request: &IncomingRequest) -> Result<eventplane_dispatch::engine::Co
     }
     let store = SpinStore::open_default()?;
     deliver::tick(&store, &tenant, budget)
+}
+
+/// The hand-off (see [`HANDOFF_PATH`]).
+async fn run_hand_off(
+    request: IncomingRequest,
+) -> Result<eventplane_dispatch::engine::Counts, Error> {
+    require_admin(&request, &variable("admin_token")?)?;
+    let tenant = tenant(&request, &variable("default_tenant")?)?;
+    let body = read_body(request, 4096).await?;
+    let body = api::parse_json(&body)?;
+    let event = body["eventId"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| Error::invalid("eventId", "must be an event id (evt_…)"))?;
+    let store = SpinStore::open_default()?;
+    deliver::hand_off(&store, &tenant, &event)
 }
 
 /// Authenticates, scopes to the tenant, reads the body and runs `operation`.

@@ -15,7 +15,7 @@ mod config;
 mod publish;
 
 use eventplane_spin::Router;
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http::{IncomingRequest, Method, OutgoingResponse, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 /// What the gateway serves.
@@ -44,9 +44,31 @@ fn routes() -> Router<Endpoint> {
         )
 }
 
-/// Handles one request.
+/// Handles one request: answers the publisher first, then hands accepted events that have
+/// subscribers to the dispatcher (the publisher does not wait for delivery).
 #[http_component]
-async fn handle(request: IncomingRequest) -> Response {
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    let (response, hand_off) = serve(request).await;
+    respond(response_out, response).await;
+    if let Some(hand_off) = hand_off {
+        hand_off.send().await;
+    }
+}
+
+/// Sends `response` through `response_out`, as spin-sdk does for handlers that return one.
+async fn respond(response_out: ResponseOutparam, mut response: Response) {
+    let body = std::mem::take(response.body_mut());
+    match OutgoingResponse::try_from(response) {
+        Ok(outgoing) => {
+            if let Err(e) = response_out.set_with_body(outgoing, body).await {
+                eprintln!("could not send the response: {e}");
+            }
+        }
+        Err(e) => eprintln!("could not convert the response: {e}"),
+    }
+}
+
+async fn serve(request: IncomingRequest) -> (Response, Option<publish::HandOff>) {
     let routes = routes();
     let (endpoint, application) = match routes.resolve_request(&request) {
         Ok(matched) => (
@@ -57,11 +79,11 @@ async fn handle(request: IncomingRequest) -> Response {
                 .unwrap_or_default()
                 .to_owned(),
         ),
-        Err(response) => return response,
+        Err(response) => return (response, None),
     };
     match endpoint {
         Endpoint::Publish => publish::cloudevents(request).await,
         Endpoint::Legacy => publish::legacy(request, &application).await,
-        Endpoint::Subscribed => publish::subscribed(request, &application).await,
+        Endpoint::Subscribed => (publish::subscribed(request, &application).await, None),
     }
 }

@@ -191,6 +191,77 @@ fn store(
     eventstore::store_event(&ctx.store, &ctx.tenant, new, now_ms())
 }
 
+/// Events to hand to the dispatcher once the publisher has its answer: the accepted (not
+/// duplicate) events that at least one active subscription receives.
+pub struct HandOff {
+    tenant: TenantId,
+    events: Vec<eventplane_core::EventId>,
+}
+
+/// The dispatcher's hand-off endpoint, reached by service chaining only.
+const HANDOFF_URL: &str = "http://dispatcher.spin.internal/dispatcher/deliver";
+
+impl HandOff {
+    /// The hand-off of the events `stored` accepted, if any of them has a subscriber.
+    fn of(ctx: &Context, stored: &[Stored]) -> Option<Self> {
+        let fresh: Vec<&Stored> = stored.iter().filter(|s| !s.duplicate).collect();
+        let enabled = eventplane_spin::request::variable("delivery_handoff")
+            .map_or(true, |value| value.trim() != "false");
+        if fresh.is_empty() || !enabled {
+            return None;
+        }
+        // The tick takes every event from the log anyway: a failed read only skips the hand-off.
+        let subscriptions = eventplane_dispatch::active(&ctx.store, &ctx.tenant).ok()?;
+        let events: Vec<_> = fresh
+            .into_iter()
+            .filter(|s| {
+                let subject = eventplane_dispatch::FilterSubject::from_event(&s.event);
+                subscriptions.iter().any(|sub| sub.filter.matches(&subject))
+            })
+            .map(|s| s.event.id.clone())
+            .collect();
+        (!events.is_empty()).then(|| Self {
+            tenant: ctx.tenant.clone(),
+            events,
+        })
+    }
+
+    /// Asks the dispatcher to deliver the events now. Failures are only logged: the dispatcher's
+    /// tick takes every accepted event from the event log anyway.
+    pub async fn send(self) {
+        let token = match eventplane_spin::request::variable("admin_token") {
+            Ok(token) => token,
+            Err(err) => {
+                eprintln!("hand-off skipped: {}", err.public_message());
+                return;
+            }
+        };
+        let headers = vec![
+            ("authorization".to_owned(), format!("Bearer {token}")),
+            ("tenant".to_owned(), self.tenant.to_string()),
+            ("content-type".to_owned(), "application/json".to_owned()),
+        ];
+        for event in self.events {
+            let body = json!({ "eventId": event }).to_string().into_bytes();
+            let call = eventplane_spin::client::send(
+                spin_sdk::http::Method::Post,
+                HANDOFF_URL,
+                &headers,
+                body,
+                64 * 1024,
+            );
+            match call.await {
+                Ok(reply) if (200..300).contains(&reply.status) => {}
+                Ok(reply) => eprintln!(
+                    "hand-off of {event}: the dispatcher answered {}",
+                    reply.status
+                ),
+                Err(err) => eprintln!("hand-off of {event}: {err}"),
+            }
+        }
+    }
+}
+
 fn accepted(stored: &Stored) -> Value {
     json!({
         "id": stored.event.event_id,
@@ -202,15 +273,17 @@ fn accepted(stored: &Stored) -> Value {
 
 // ---- CloudEvents ----------------------------------------------------------------------------
 
-/// `POST /events/publish`.
-pub async fn cloudevents(request: IncomingRequest) -> Response {
+/// `POST /events/publish`: the answer, and the hand-off to make after it.
+pub async fn cloudevents(request: IncomingRequest) -> (Response, Option<HandOff>) {
     match publish_cloudevents(request).await {
-        Ok(response) => response,
-        Err(failure) => failure.response(),
+        Ok(answer) => answer,
+        Err(failure) => (failure.response(), None),
     }
 }
 
-async fn publish_cloudevents(request: IncomingRequest) -> Result<Response, Failure> {
+async fn publish_cloudevents(
+    request: IncomingRequest,
+) -> Result<(Response, Option<HandOff>), Failure> {
     let ctx = context(&request).await?;
     let content_type = header(&request, "content-type");
     let mode = cloudevents::content_mode(content_type.as_deref()).supported()?;
@@ -258,25 +331,26 @@ async fn publish_cloudevents(request: IncomingRequest) -> Result<Response, Failu
             }
         }
     }
-    let mut results = Vec::with_capacity(events.len());
+    let mut stored = Vec::with_capacity(events.len());
     for event in events {
-        results.push(accepted(&store(&ctx, &app, event, None)?));
+        stored.push(store(&ctx, &app, event, None)?);
     }
+    let mut results: Vec<Value> = stored.iter().map(accepted).collect();
     let body = match mode {
         ContentMode::Batch => json!({ "events": results }),
         _ => results.pop().unwrap_or(Value::Null),
     };
-    Ok(json_response(202, &body))
+    Ok((json_response(202, &body), HandOff::of(&ctx, &stored)))
 }
 
 // ---- legacy ---------------------------------------------------------------------------------
 
-/// `POST /events/{application}/v1/events`.
-pub async fn legacy(request: IncomingRequest, application: &str) -> Response {
+/// `POST /events/{application}/v1/events`: the answer, and the hand-off to make after it.
+pub async fn legacy(request: IncomingRequest, application: &str) -> (Response, Option<HandOff>) {
     match publish_legacy(request, application).await {
-        Ok(response) => response,
-        Err(LegacyFailure::Kyma(err)) => json_response(err.status, &err.body()),
-        Err(LegacyFailure::Other(failure)) => failure.legacy_response(),
+        Ok(answer) => answer,
+        Err(LegacyFailure::Kyma(err)) => (json_response(err.status, &err.body()), None),
+        Err(LegacyFailure::Other(failure)) => (failure.legacy_response(), None),
     }
 }
 
@@ -294,7 +368,7 @@ impl<T: Into<Failure>> From<T> for LegacyFailure {
 async fn publish_legacy(
     request: IncomingRequest,
     application: &str,
-) -> Result<Response, LegacyFailure> {
+) -> Result<(Response, Option<HandOff>), LegacyFailure> {
     let ctx = context(&request).await?;
     token::authorize(&ctx.publisher, SCOPE_PUBLISH, application)?;
     let content_type = header(&request, "content-type").unwrap_or_default();
@@ -316,7 +390,8 @@ async fn publish_legacy(
     } else {
         LegacyResponse::published(&parsed.event_id)
     };
-    Ok(json_response(200, &answer))
+    let hand_off = HandOff::of(&ctx, std::slice::from_ref(&stored));
+    Ok((json_response(200, &answer), hand_off))
 }
 
 /// `GET /events/{application}/v1/events/subscribed`: the event types of the application's

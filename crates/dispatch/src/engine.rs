@@ -119,10 +119,15 @@ fn bucket_of(ms: u64) -> DueBucket {
 }
 
 /// Files the deliveries of one stored event: one per active subscription it matches, each
-/// created `Pending` and put on the due queue. Returns how many.
-pub fn file_event(env: &Env<'_>, event: &StoredEvent, trigger: Trigger) -> Result<u64, Error> {
+/// created `Pending` and put on the due queue. Returns the due items filed.
+pub fn file_event(
+    env: &Env<'_>,
+    event: &StoredEvent,
+    trigger: Trigger,
+) -> Result<Vec<DueItem>, Error> {
     let subscriptions = active_for(env.store, env.tenant, &FilterSubject::from_event(event))?;
     let now = env.now();
+    let mut filed = Vec::with_capacity(subscriptions.len());
     for subscription in &subscriptions {
         delivery::ensure(
             env.store,
@@ -132,9 +137,43 @@ pub fn file_event(env: &Env<'_>, event: &StoredEvent, trigger: Trigger) -> Resul
             trigger,
             now,
         )?;
-        file_due(env.store, env.tenant, event, &subscription.id, now)?;
+        filed.push(file_due(
+            env.store,
+            env.tenant,
+            event,
+            &subscription.id,
+            now,
+        )?);
     }
-    Ok(subscriptions.len() as u64)
+    Ok(filed)
+}
+
+/// The hand-off of a just-accepted event: files its deliveries and makes their first attempts
+/// at once, then makes up to `drain` other due attempts before `deadline_ms`. `404` if the
+/// event is not stored.
+pub fn deliver_event(
+    env: &Env<'_>,
+    event_id: &EventId,
+    drain: usize,
+    deadline_ms: u64,
+) -> Result<Counts, Error> {
+    let Some(event) = get_event(env.store, env.tenant, event_id)? else {
+        return Err(Error::not_found(format!(
+            "the event {event_id} is not stored"
+        )));
+    };
+    let filed = file_event(env, &event, Trigger::First)?;
+    let mut counts = Counts {
+        deliveries: filed.len() as u64,
+        ..Counts::default()
+    };
+    for item in &filed {
+        counts.add(attempt_item(env, item)?);
+    }
+    if drain > 0 && env.now() < deadline_ms {
+        counts.add(run_due(env, drain, deadline_ms)?);
+    }
+    Ok(counts)
 }
 
 /// Takes up to `limit` events from the tenant's event log and files their deliveries, then
@@ -145,7 +184,7 @@ pub fn accept_pending(env: &Env<'_>, limit: usize) -> Result<Counts, Error> {
     for entry in &batch.entries {
         // An event whose record is gone (retention) has nothing left to deliver.
         if let Some(event) = get_event(env.store, env.tenant, &entry.event_id)? {
-            counts.deliveries += file_event(env, &event, Trigger::First)?;
+            counts.deliveries += file_event(env, &event, Trigger::First)?.len() as u64;
             counts.events += 1;
         }
     }
@@ -418,23 +457,25 @@ fn post_dead_letter(
         .send(&request, subscription.delivery.timeout_ms);
 }
 
-/// Puts the delivery of `event` to `subscription` on the due queue, due at `now_ms`.
+/// Puts the delivery of `event` to `subscription` on the due queue, due at `now_ms`; the item
+/// as filed.
 fn file_due(
     store: &dyn KvStore,
     tenant: &TenantId,
     event: &StoredEvent,
     subscription: &SubscriptionId,
     now_ms: u64,
-) -> Result<(), Error> {
-    due::add(
+) -> Result<DueItem, Error> {
+    let member = due_member(event.sequence, subscription, &event.id);
+    let bucket = due::add(
         store,
         tenant,
         RETRIES,
         bucket_of(now_ms),
-        &due_member(event.sequence, subscription, &event.id),
+        &member,
         &Patience::default(),
     )?;
-    Ok(())
+    Ok(DueItem { bucket, member })
 }
 
 /// Delivers `event` to `subscription` again (a dead letter's redelivery, a replay): a new round,

@@ -17,8 +17,15 @@ use crate::e2e_test;
 use crate::gateway::{SHOP, Shop, order};
 use crate::registry::ADMIN_TOKEN;
 
-/// Loopback subscribers are allowed.
-pub(crate) const ENV: &[(&str, &str)] =
+/// Loopback subscribers are allowed; delivery waits for the tick (no hand-off by the gateway),
+/// so that each test drives every attempt itself.
+pub(crate) const ENV: &[(&str, &str)] = &[
+    ("SPIN_VARIABLE_DELIVERY_ALLOWED_HOSTS", "http://127.0.0.1:*"),
+    ("SPIN_VARIABLE_DELIVERY_HANDOFF", "false"),
+];
+
+/// Loopback subscribers are allowed, and the gateway hands events off (the default).
+pub(crate) const HANDOFF_ENV: &[(&str, &str)] =
     &[("SPIN_VARIABLE_DELIVERY_ALLOWED_HOSTS", "http://127.0.0.1:*")];
 
 /// The secret the tests' subscriptions sign with.
@@ -314,6 +321,30 @@ e2e_test! {
             }
         }
         assert_eq!(checked, 13);
+        shop.stop().await
+    }
+}
+
+e2e_test! {
+    async fn an_accepted_event_is_handed_off_and_delivered_without_a_tick() -> anyhow::Result<()> {
+        let subscriber = TestServer::start(200, "").await?;
+        let shop = Shop::start_with(HANDOFF_ENV).await?;
+        Api::new(&shop.r.app)
+            .create(&subscription(&subscriber.url("/in"), j!({})))
+            .await?;
+        let started = Instant::now();
+        shop.client().structured(&order("o-h")).await?.expect(202, "publish")?;
+        while subscriber.received().is_empty() && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let received = subscriber.received();
+        assert_eq!(received.len(), 1, "delivered by the hand-off");
+        assert_eq!(received[0].header("ce-id"), Some("o-h"));
+        assert!(signature_ok(&received[0]));
+        // The tick takes the event from the log and finds nothing left to send.
+        let counts = tick(&shop).await?;
+        assert_eq!((counts["events"].as_u64(), counts["attempts"].as_u64()), (Some(1), Some(0)), "{counts}");
+        assert_eq!(subscriber.received().len(), 1);
         shop.stop().await
     }
 }

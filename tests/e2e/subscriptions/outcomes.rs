@@ -8,7 +8,7 @@ use eventplane_tests::{Reply, TestServer};
 use serde_json::{Value, json as j};
 
 use super::Api;
-use super::delivery::{ENV, call, subscription, tick, tick_app};
+use super::delivery::{ENV, HANDOFF_ENV, call, subscription, tick, tick_app};
 use crate::e2e_test;
 use crate::gateway::{Client, Shop, order};
 use crate::registry::Registry;
@@ -156,7 +156,8 @@ e2e_test! {
 e2e_test! {
     async fn a_slow_subscriber_does_not_slow_publishing() -> anyhow::Result<()> {
         let slow = TestServer::start_with(|_| Reply::new(200, "").after(Duration::from_secs(2))).await?;
-        let shop = Shop::start_with(ENV).await?;
+        // With the hand-off on: every publish below also starts a delivery to the slow sink.
+        let shop = Shop::start_with(HANDOFF_ENV).await?;
         Api::new(&shop.r.app).create(&subscription(&slow.url("/in"), j!({}))).await?;
         shop.client().structured(&order("o-0")).await?.expect(202, "publish")?;
         // A tick is busy with the slow subscriber while the shop keeps publishing.

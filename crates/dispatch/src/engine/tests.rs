@@ -394,3 +394,33 @@ fn replay_files_matching_events_since_a_time_in_acceptance_order() {
         .collect();
     assert_eq!(triggers, [Trigger::Replay]);
 }
+
+#[test]
+fn a_handed_off_event_is_attempted_at_once() {
+    let w = World::new();
+    let sub = w.subscribe(sink("https://a.example/in"));
+    let event = w.publish("1", "order.created.v1");
+    let (now, random) = w.env();
+    let env = Env {
+        store: &w.store,
+        tenant: &w.tenant,
+        transport: &w.script,
+        now_ms: &now,
+        random: &random,
+        lease_ms: 60_000,
+    };
+    let counts = deliver_event(&env, &event.id, 10, T0 + 1_000).expect("delivered");
+    assert_eq!((counts.deliveries, counts.succeeded), (1, 1));
+    assert_eq!(w.attempts(&sub, &event).len(), 1);
+    // The tick that later takes the event from the log sends nothing again.
+    let later = w.tick();
+    assert_eq!((later.events, later.attempts), (1, 0));
+    assert_eq!(w.script.sent_to("https://a.example/in").len(), 1);
+    let missing: EventId = "evt_00000000000000000000000000000009".parse().expect("id");
+    assert_eq!(
+        deliver_event(&env, &missing, 0, T0)
+            .expect_err("unknown")
+            .status(),
+        404
+    );
+}
