@@ -1,0 +1,220 @@
+//! Publish → delivered latency: the real application (release build, the repository's
+//! `spin.toml`) in-process, a fast local subscriber, events published at a fixed rate for a
+//! while; then the latency from the start of each publish to its arrival at the subscriber
+//! (p50/p90/p99/max) and the count of events accepted, delivered, and lost.
+//!
+//! ```sh
+//! cargo run --release -p eventplane-tests --bin bench-delivery          # 200 and 1000 events/s, 30 s each
+//! RATES="1000" DURATION_S=10 cargo run --release -p eventplane-tests --bin bench-delivery
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use base64::Engine as _;
+use eventplane_tests::{Reply, TestApp, TestServer, workspace_root};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "bench-admin-token";
+
+/// POSTs a GraphQL document with the admin token; its `data`.
+async fn graphql(
+    http: &reqwest::Client,
+    app: &TestApp,
+    query: &str,
+    variables: Value,
+) -> anyhow::Result<Value> {
+    let body: Value = http
+        .post(app.url("/graphql"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(body.get("errors").is_none(), "GraphQL failed: {body}");
+    Ok(body["data"].clone())
+}
+
+/// Registers the application `bench-shop` with one event type and a subscription to the
+/// subscriber; a publish token.
+async fn register(http: &reqwest::Client, app: &TestApp, sink: &str) -> anyhow::Result<String> {
+    let spec = json!({
+        "asyncapi": "2.6.0",
+        "info": {"title": "Bench shop", "version": "1.0.0"},
+        "channels": {"order.created.v1": {"subscribe": {"message": {"payload": {
+            "type": "object", "required": ["orderId"],
+            "properties": {"orderId": {"type": "string"}, "total": {"type": "number"}}}}}}},
+    });
+    let created = graphql(
+        http,
+        app,
+        "mutation { createApplication(in: {name: \"bench-shop\"}) { id } }",
+        json!({}),
+    )
+    .await?;
+    let app_id = created["createApplication"]["id"]
+        .as_str()
+        .context("no application id")?
+        .to_owned();
+    graphql(
+        http,
+        app,
+        "mutation($app: ID!, $in: EventAPIDefinitionInput!) { addEventAPI(applicationID: $app, in: $in) { id } }",
+        json!({"app": app_id, "in": {"name": "orders", "spec": {"data": spec.to_string(), "eventSpecType": "ASYNC_API", "format": "JSON"}}}),
+    )
+    .await?;
+    let creds = graphql(
+        http,
+        app,
+        "mutation($app: ID!) { requestClientCredentialsForApplication(applicationID: $app) { clientId clientSecret } }",
+        json!({"app": app_id}),
+    )
+    .await?;
+    let creds = &creds["requestClientCredentialsForApplication"];
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        creds["clientId"].as_str().unwrap_or_default(),
+        creds["clientSecret"].as_str().unwrap_or_default()
+    ));
+    let token: Value = http
+        .post(app.url("/oauth/token"))
+        .header("authorization", format!("Basic {basic}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = token["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_owned();
+    let answer = http
+        .post(app.url("/subscriptions"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "bench", "sink": {"url": sink}, "filter": {"application": "bench-shop"}}))
+        .send()
+        .await?;
+    ensure!(answer.status() == 201, "subscription: {}", answer.status());
+    Ok(token)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let rates: Vec<u64> = std::env::var("RATES")
+        .unwrap_or_else(|_| "200 1000".into())
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let seconds: u64 = std::env::var("DURATION_S").map_or(Ok(30), |s| s.parse())?;
+    let state = tempfile::tempdir()?;
+    let app = TestApp::builder(&workspace_root().join("spin.toml"))
+        .state_dir(state.path())
+        .env("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN)
+        .env("SPIN_VARIABLE_TOKEN_TTL_SECONDS", "3600")
+        .env("SPIN_VARIABLE_DELIVERY_ALLOWED_HOSTS", "http://127.0.0.1:*")
+        .start()
+        .await?;
+    let arrivals: Arc<Mutex<HashMap<String, (Instant, u32)>>> = Arc::default();
+    let seen = arrivals.clone();
+    let subscriber = TestServer::start_with(move |request| {
+        if let Some(id) = request.header("ce-id") {
+            let mut seen = seen.lock().expect("lock");
+            let entry = seen.entry(id.to_owned()).or_insert((Instant::now(), 0));
+            entry.1 += 1;
+        }
+        Reply::new(204, "")
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let token = register(&http, &app, &subscriber.url("/in")).await?;
+    println!(
+        "rate/s  seconds  accepted  delivered  lost  duplicates   p50 ms   p90 ms   p99 ms   max ms"
+    );
+    for (run, rate) in rates.iter().enumerate() {
+        let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / *rate as f64));
+        let mut tasks = Vec::new();
+        for n in 0..rate * seconds {
+            interval.tick().await;
+            let (http, token, sent) = (http.clone(), token.clone(), sent.clone());
+            let url = app.url("/events/publish");
+            tasks.push(tokio::spawn(async move {
+                let id = format!("r{run}-{n}");
+                let event = json!({"specversion": "1.0", "id": id, "source": "/applications/bench-shop",
+                    "type": "order.created.v1", "datacontenttype": "application/json",
+                    "data": {"orderId": id, "total": 12.5, "note": "x".repeat(800)}});
+                let started = Instant::now();
+                let answer = http
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("content-type", "application/cloudevents+json")
+                    .body(event.to_string())
+                    .send()
+                    .await;
+                if matches!(answer, Ok(ref a) if a.status() == 202) {
+                    sent.lock().expect("lock").insert(id, started);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await?;
+        }
+        // Let the last deliveries arrive; then one tick delivers anything a hand-off missed.
+        let accepted = sent.lock().expect("lock").len();
+        let delivered = |prefix: &str| {
+            arrivals
+                .lock()
+                .expect("lock")
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .count()
+        };
+        let prefix = format!("r{run}-");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while delivered(&prefix) < accepted && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut latencies = Vec::new();
+        let mut duplicates = 0;
+        {
+            let sent = sent.lock().expect("lock");
+            let arrivals = arrivals.lock().expect("lock");
+            for (id, started) in sent.iter() {
+                if let Some((arrived, count)) = arrivals.get(id) {
+                    latencies.push(arrived.saturating_duration_since(*started));
+                    duplicates += count.saturating_sub(1);
+                }
+            }
+        }
+        latencies.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "{rate:>6}  {seconds:>7}  {accepted:>8}  {:>9}  {:>4}  {duplicates:>10}  {:>7.2}  {:>7.2}  {:>7.2}  {:>7.2}",
+            latencies.len(),
+            accepted - latencies.len(),
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.9)),
+            ms(percentile(&latencies, 0.99)),
+            ms(latencies.last().copied().unwrap_or_default()),
+        );
+    }
+    drop(subscriber);
+    app.stop().await
+}
