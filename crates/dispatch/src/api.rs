@@ -296,10 +296,7 @@ pub fn execute(
 /// The query of an attempts listing: `eventId`, `status` (`succeeded` or `failed`), `since`
 /// (RFC 3339), `limit` (1 to 200, default 50) and `cursor`; a malformed one is a `400`.
 pub fn attempt_query(query: &str) -> Result<store::AttemptQuery, Error> {
-    let mut parsed = store::AttemptQuery {
-        limit: usize::try_from(store::DEFAULT_PAGE_SIZE).unwrap_or(50),
-        ..store::AttemptQuery::default()
-    };
+    let mut parsed = store::AttemptQuery::default();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         if value.is_empty() {
             continue;
@@ -326,23 +323,13 @@ pub fn attempt_query(query: &str) -> Result<store::AttemptQuery, Error> {
                         .unix_ms(),
                 );
             }
-            "limit" => {
-                parsed.limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=200).contains(n))
-                    .ok_or_else(|| {
-                        Error::invalid("limit", "must be a whole number from 1 to 200")
-                    })?;
-            }
-            "cursor" => {
-                parsed.after_sequence = Some(value.parse().map_err(|_| {
-                    Error::invalid("cursor", "is not a cursor from a previous page")
-                })?);
-            }
             _ => {}
         }
     }
+    // Paging as for every list; here the cursor is an event sequence number.
+    let paging = ListQuery::parse(query)?;
+    parsed.limit = store::page_size::<u64>(paging.limit, paging.cursor.as_deref())?;
+    parsed.after_sequence = paging.cursor.and_then(|cursor| cursor.parse().ok());
     Ok(parsed)
 }
 
@@ -700,6 +687,38 @@ mod tests {
                 assert_eq!(err.status(), 415);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod attempt_query_tests {
+    use super::*;
+
+    #[test]
+    fn attempts_are_paged_like_every_list() -> Result<(), Error> {
+        let query = attempt_query("status=failed&cursor=7&limit=3")?;
+        assert_eq!(
+            (query.outcome, query.after_sequence, query.limit),
+            (Some(AttemptOutcome::Failed), Some(7), 3)
+        );
+        assert_eq!(attempt_query("")?.limit, 50);
+        for (text, field) in [
+            ("limit=0", "limit"),
+            ("limit=201", "limit"),
+            ("limit=ten", "limit"),
+            ("cursor=sub_1", "cursor"),
+            ("status=maybe", "status"),
+            ("since=yesterday", "since"),
+            ("eventId=42", "eventId"),
+        ] {
+            let err = attempt_query(text).expect_err(text);
+            assert_eq!(
+                (err.status(), err.details()[0].field.as_str()),
+                (400, field),
+                "{text}"
+            );
+        }
+        Ok(())
     }
 }
 

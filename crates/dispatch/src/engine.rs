@@ -22,7 +22,7 @@ use crate::delivery::{self, Claim, Finished};
 use crate::filter::FilterSubject;
 use crate::keys::{RETRIES, due_member, parse_due_member};
 use crate::model::{SinkAuth, Subscription};
-use crate::outgoing::{Outgoing, build, build_to};
+use crate::outgoing::{Outgoing, build};
 use crate::policy::{AttemptResult, Decision, classify, decide};
 use crate::records::{Attempt, AttemptOutcome, DeadLetter, Trigger, response_excerpt};
 use crate::store::{self, active_for, add_dead_letter, append_attempt};
@@ -342,6 +342,7 @@ fn send(env: &Env<'_>, subscription: &Subscription, event: &StoredEvent) -> Resp
     };
     let timestamp = env.now() / 1000;
     let request = build(
+        &subscription.sink.url,
         subscription,
         event,
         timestamp,
@@ -444,7 +445,7 @@ fn post_dead_letter(
         ("deadletterreason", json!(dead.reason)),
         ("deliveryattempts", json!(dead.attempts)),
     ];
-    let request = build_to(
+    let request = build(
         &sink.url,
         subscription,
         event,

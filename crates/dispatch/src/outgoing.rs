@@ -77,29 +77,11 @@ fn body_of(event: &StoredEvent) -> (Vec<u8>, Option<String>) {
     }
 }
 
-/// The request delivering `event` to `subscription`'s sink at `timestamp` (Unix seconds), with
-/// `authorization` (the sink's `Authorization` value, when it has auth) and `extensions` added
-/// as further `ce-*` attributes (a dead-letter sink's `deadletterreason`, …).
+/// The request delivering `event` for `subscription` to `url` (its sink's, or its dead-letter
+/// sink's) at `timestamp` (Unix seconds), with `authorization` (the `Authorization` value, when
+/// that sink has auth) and `extensions` added as further `ce-*` attributes (a dead-letter sink's
+/// `deadletterreason`, …). The sink's own extra headers go only to the sink.
 pub fn build(
-    subscription: &Subscription,
-    event: &StoredEvent,
-    timestamp: u64,
-    authorization: Option<&str>,
-    extensions: &[(&str, Value)],
-) -> Outgoing {
-    build_to(
-        &subscription.sink.url,
-        subscription,
-        event,
-        timestamp,
-        authorization,
-        extensions,
-    )
-}
-
-/// [`build`], to `url` instead of the sink's (the dead-letter sink). The sink's own extra
-/// headers go only to the sink.
-pub fn build_to(
     url: &str,
     subscription: &Subscription,
     event: &StoredEvent,
@@ -228,7 +210,14 @@ mod tests {
     fn an_event_becomes_a_binary_mode_request_with_a_verifiable_signature() {
         let sub = subscription();
         let ev = event(EventData::Json(json!({"orderId": "o-1"})), None);
-        let out = build(&sub, &ev, 1_700_000_123, Some("Bearer t0k"), &[]);
+        let out = build(
+            &sub.sink.url,
+            &sub,
+            &ev,
+            1_700_000_123,
+            Some("Bearer t0k"),
+            &[],
+        );
         assert_eq!(out.url, "https://billing.example/hooks");
         assert_eq!(out.body, br#"{"orderId":"o-1"}"#);
         assert_eq!(out.header("content-type"), Some("application/json"));
@@ -268,7 +257,7 @@ mod tests {
     fn data_kinds_keep_their_content_type_and_dead_letter_extensions_are_added() {
         let sub = subscription();
         let text = event(EventData::Text("héllo".into()), Some("text/csv"));
-        let out = build_to(
+        let out = build(
             "https://dlq.example/in",
             &sub,
             &text,
@@ -290,11 +279,11 @@ mod tests {
         );
         assert_eq!(out.header("authorization"), None);
         let none = event(EventData::None, None);
-        let out = build(&sub, &none, 1, None, &[]);
+        let out = build(&sub.sink.url, &sub, &none, 1, None, &[]);
         assert!(out.body.is_empty());
         assert_eq!(out.header("content-type"), None);
         let binary = event(EventData::Binary(vec![0, 159, 146, 150]), None);
-        let out = build(&sub, &binary, 1, None, &[]);
+        let out = build(&sub.sink.url, &sub, &binary, 1, None, &[]);
         assert_eq!(out.body, [0, 159, 146, 150]);
         assert_eq!(out.header("content-type"), Some("application/octet-stream"));
     }

@@ -151,7 +151,7 @@ pub fn list(
 
 /// Checks a page request: `limit` (default [`DEFAULT_PAGE_SIZE`], 1 to [`MAX_PAGE_SIZE`]) and a
 /// `cursor` that must be an id of kind `I` (the last of the previous page); the page size.
-fn page_size<I: std::str::FromStr>(
+pub fn page_size<I: std::str::FromStr>(
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<usize, Error> {
