@@ -181,3 +181,78 @@ e2e_test! {
         shop.stop().await
     }
 }
+
+e2e_test! {
+    async fn exhausted_retries_end_in_the_dead_letter_sink() -> anyhow::Result<()> {
+        let down = TestServer::start(503, "down").await?;
+        let dead_letters = TestServer::start(200, "").await?;
+        let shop = Shop::start_with(ENV).await?;
+        let subs = Api::new(&shop.r.app);
+        let delivery = j!({"retry": 1, "backoffDelay": "PT0.2S",
+                           "deadLetterSink": {"url": dead_letters.url("/dlq")}});
+        let sub = id(&subs.create(&subscription(&down.url("/in"), delivery)).await?);
+        shop.client().structured(&order("o-x")).await?.expect(202, "publish")?;
+        let started = Instant::now();
+        while dead_letters.received().is_empty() && started.elapsed() < Duration::from_secs(8) {
+            tick(&shop).await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(down.received().len(), 2, "the first attempt and one retry");
+        let dlq = dead_letters.received();
+        assert_eq!(dlq.len(), 1);
+        assert_eq!(dlq[0].header("ce-id"), Some("o-x"));
+        assert_eq!(dlq[0].header("ce-deliveryattempts"), Some("2"));
+        assert!(dlq[0].header("ce-deadletterreason").is_some_and(|r| r.contains("gave%20up")));
+        let (_, page) = call(&shop, reqwest::Method::GET, &format!("/{sub}/dead-letters"), None).await?;
+        assert_eq!(page["data"][0]["attempts"], 2, "{page}");
+        shop.stop().await
+    }
+}
+
+e2e_test! {
+    async fn filters_choose_the_subscribers() -> anyhow::Result<()> {
+        let shop = Shop::start_with(ENV).await?;
+        let subs = Api::new(&shop.r.app);
+        let mut servers = Vec::new();
+        let filters = [
+            ("exact", j!({"types": ["order.cancelled.v1"]})),
+            ("prefix", j!({"typePrefix": "order."})),
+            ("suffix", j!({"typeSuffix": ".created.v1"})),
+            ("source", j!({"source": "/applications/erp"})),
+            ("attribute", j!({"application": "shop", "attributes": {"region": "eu"}})),
+        ];
+        for (name, filter) in &filters {
+            let server = TestServer::start(200, "").await?;
+            subs.create(&j!({"name": name, "sink": {"url": server.url("/in")}, "filter": filter}))
+                .await?;
+            servers.push((*name, server));
+        }
+        let mut created = order("c-1");
+        created["region"] = j!("eu");
+        shop.client().structured(&created).await?.expect(202, "publish")?;
+        let cancelled = crate::gateway::cloud_event("x-1", "order.cancelled.v1", j!({"orderId": "x-1"}));
+        shop.client().structured(&cancelled).await?.expect(202, "publish")?;
+        tick(&shop).await?;
+        let got = |name: &str| -> Vec<String> {
+            servers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, s)| {
+                    let mut ids: Vec<String> = s
+                        .received()
+                        .iter()
+                        .filter_map(|r| r.header("ce-id").map(str::to_owned))
+                        .collect();
+                    ids.sort();
+                    ids
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(got("exact"), ["x-1"]);
+        assert_eq!(got("prefix"), ["c-1", "x-1"]);
+        assert_eq!(got("suffix"), ["c-1"]);
+        assert!(got("source").is_empty());
+        assert_eq!(got("attribute"), ["c-1"]);
+        shop.stop().await
+    }
+}
