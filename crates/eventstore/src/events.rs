@@ -6,8 +6,9 @@
 //! - When it returns `Ok`, the event's record is stored and in the tenant's event log (an `Ok`
 //!   is what lets the gateway answer 2xx; an `Err` means "try again", and trying again is safe).
 //! - One record per tenant, `source` and publisher id, however many times and however
-//!   concurrently the event is stored: the record's key is derived from a hash of the two, so
-//!   every writer of that event writes the same key.
+//!   concurrently the event is stored (within the retention period, see "Retention"): the
+//!   record's key is derived from a hash of the two, so every writer of that event writes the
+//!   same key.
 //! - The dispatcher finds it: the log is read by sequence number from a cursor ([`pending`],
 //!   [`advance`]), without scanning, and a reader never moves past an event that ends up
 //!   stored (see "Gaps").
@@ -56,6 +57,14 @@
 //!
 //! The tenant's sequence counter is only incremented, so sequence numbers are never reused;
 //! a writer that dies after taking one leaves a gap.
+//!
+//! ## Retention
+//!
+//! Events are kept for the retention period, then removed with their claims and log entries
+//! by [`purge_expired`](crate::purge_expired) (the [`retention`](crate::retention) module),
+//! oldest first and never before the dispatcher has taken them. Deduplication per `source`
+//! and publisher id therefore lasts as long as the event is retained: a publish after its event
+//! was purged is a new event. Readers of the log start after the purged numbers.
 
 use eventplane_core::keys::{
     self, EVENT_CLAIMS, EVENT_SEQUENCE, EVENTS_BY_SEQUENCE, PENDING_EVENTS,
@@ -170,7 +179,7 @@ fn next_sequence(store: &dyn KvStore, tenant: &TenantId) -> Result<u64, Error> {
 }
 
 /// The log entry `sequence → id` of `tenant`.
-fn log_key(tenant: &TenantId, sequence: u64) -> Key {
+pub(crate) fn log_key(tenant: &TenantId, sequence: u64) -> Key {
     keys::record(tenant, EVENTS_BY_SEQUENCE, &sequence.to_string())
 }
 
@@ -228,7 +237,8 @@ fn cursor_key(tenant: &TenantId) -> Key {
     keys::record(tenant, PENDING_EVENTS, "cursor")
 }
 
-fn read_cursor(store: &dyn KvStore, tenant: &TenantId) -> Result<LogCursor, Error> {
+/// The dispatcher's cursor (the default when absent).
+pub(crate) fn read_cursor(store: &dyn KvStore, tenant: &TenantId) -> Result<LogCursor, Error> {
     Ok(store.get_json(&cursor_key(tenant))?.unwrap_or_default())
 }
 
@@ -387,7 +397,8 @@ fn lower_cursor(store: &dyn KvStore, tenant: &TenantId, sequence: u64) -> Result
 pub struct EventPage {
     /// The events, by increasing sequence.
     pub events: Vec<StoredEvent>,
-    /// Pass as `after_sequence` for the next page; equal to the one given when nothing is left.
+    /// Pass as `after_sequence` for the next page; equal to the one given when nothing is left
+    /// (unless that one lies within the numbers retention purged: then the last of those).
     pub next_after: u64,
     /// Whether sequence numbers beyond `next_after` were already handed out when this page was
     /// read (more may follow).
@@ -396,7 +407,10 @@ pub struct EventPage {
 
 /// The first sequence number whose event was accepted at or after `ms` (Unix ms), found by
 /// binary search over the event log (acceptance times follow sequence numbers, give or take
-/// concurrent publishes in the same millisecond); one past the last if there is none.
+/// concurrent publishes in the same millisecond); one past the last if there is none. Only the
+/// events retention has not purged are searched (the numbers after
+/// [`purged_up_to`](crate::purged_up_to)), so a time before them gives the first number after
+/// the purged ones.
 pub fn first_sequence_at_or_after(
     store: &dyn KvStore,
     tenant: &TenantId,
@@ -404,7 +418,9 @@ pub fn first_sequence_at_or_after(
 ) -> Result<u64, Error> {
     let last =
         u64::try_from(store.increment(&keys::counter(tenant, EVENT_SEQUENCE), 0)?).unwrap_or(0);
-    let (mut low, mut high) = (1u64, last.saturating_add(1));
+    let high = last.saturating_add(1);
+    let purged = crate::retention::purged_up_to(store, tenant)?;
+    let (mut low, mut high) = (purged.saturating_add(1).min(high), high);
     while low < high {
         let middle = low + (high - low) / 2;
         // The first stored event at or after `middle` (gaps and replaced entries skipped).
@@ -432,8 +448,10 @@ pub fn first_sequence_at_or_after(
 pub const MAX_SEQUENCES_PER_CALL: u64 = 5000;
 
 /// Up to `limit` (1..=1000) of `tenant`'s events with a sequence greater than `after_sequence`,
-/// in acceptance order (for replay). Gaps are skipped. An event whose write was still under
-/// way when this ran is not included (it is delivered normally, not replayed).
+/// in acceptance order (for replay). Gaps are skipped, and so are the numbers retention has
+/// purged (up to [`purged_up_to`](crate::purged_up_to)): the page then starts after them, and
+/// its `next_after` may be past `after_sequence` even when it is empty. An event whose write
+/// was still under way when this ran is not included (it is delivered normally, not replayed).
 pub fn events_since(
     store: &dyn KvStore,
     tenant: &TenantId,
@@ -443,6 +461,8 @@ pub fn events_since(
     let limit = limit.clamp(1, MAX_INDEX_PAGE);
     let last = store.increment(&keys::counter(tenant, EVENT_SEQUENCE), 0)?;
     let last = u64::try_from(last).unwrap_or(0);
+    let after_sequence =
+        after_sequence.max(crate::retention::purged_up_to(store, tenant)?.min(last));
     let end = last.min(after_sequence.saturating_add(MAX_SEQUENCES_PER_CALL));
     let mut page = EventPage {
         next_after: after_sequence,

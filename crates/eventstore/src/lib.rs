@@ -9,6 +9,8 @@
 //! - [`pending`] / [`advance`]: the log as the dispatcher drains it, read by sequence number
 //!   from a cursor, without scanning;
 //! - [`get_event`], [`events_since`]: reading events back, by id and in acceptance order;
+//! - [`purge_expired`]: retention, removing the events older than the retention period (and
+//!   with them their deduplication), oldest first (see the [`retention`] module);
 //! - [`due`]: bucketed due queues (minutes, or any increasing bucket number), for work that is
 //!   due later (the dispatcher's retries).
 //!
@@ -57,6 +59,7 @@ mod catalog;
 pub mod due;
 mod event;
 pub mod events;
+pub mod retention;
 
 pub use catalog::{AppCatalog, CatalogEntry, load_catalog};
 pub use event::{EventData, NewEvent, StoredEvent};
@@ -65,6 +68,7 @@ pub use events::{
     advance, events_since, first_sequence_at_or_after, get_event, pending, store_event,
     store_event_with,
 };
+pub use retention::{Purged, purge_expired, purged_up_to};
 
 /// How long to wait for another instance's write that should appear shortly (a concurrent
 /// store of the same event, the creation of a queue bucket): up to `rounds` more reads with

@@ -17,13 +17,13 @@ use crate::{
 };
 
 /// 2023-11-14T22:13:20Z in Unix milliseconds (minute 28333333).
-const NOW: u64 = 1_700_000_000_000;
+pub(crate) const NOW: u64 = 1_700_000_000_000;
 
-fn tenant() -> TenantId {
+pub(crate) fn tenant() -> TenantId {
     TenantId::new("acme").expect("tenant")
 }
 
-fn event(id: &str) -> NewEvent {
+pub(crate) fn event(id: &str) -> NewEvent {
     NewEvent {
         application: "shop".into(),
         app_id: "app_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f"
@@ -43,7 +43,7 @@ fn event(id: &str) -> NewEvent {
     }
 }
 
-fn stores() -> [(&'static str, MemoryStore); 2] {
+pub(crate) fn stores() -> [(&'static str, MemoryStore); 2] {
     [
         ("plain", MemoryStore::new()),
         ("spin-sqlite-like", MemoryStore::spin_sqlite_like()),
@@ -60,7 +60,7 @@ fn queued(store: &dyn KvStore) -> Result<Vec<(u64, String)>, Error> {
 }
 
 /// How many log entries exist, read straight from the store.
-fn log_entries(store: &MemoryStore) -> usize {
+pub(crate) fn log_entries(store: &MemoryStore) -> usize {
     store
         .keys()
         .into_iter()
@@ -68,7 +68,7 @@ fn log_entries(store: &MemoryStore) -> usize {
         .count()
 }
 
-fn event_records(store: &MemoryStore) -> Vec<String> {
+pub(crate) fn event_records(store: &MemoryStore) -> Vec<String> {
     store
         .keys()
         .into_iter()
