@@ -83,6 +83,19 @@ pub const HANDOFF_DRAIN: usize = 10;
 /// See [`HANDOFF_DRAIN`].
 pub const HANDOFF_DRAIN_BUDGET_MS: u64 = 1_000;
 
+/// `event_retention_hours` in milliseconds. Hours may be fractional (`0.5` is half an hour);
+/// negative or not finite is a configuration error.
+fn retention_ms(hours: f64) -> Result<u64, Error> {
+    if !hours.is_finite() || hours < 0.0 {
+        return Err(Error::internal(format!(
+            "the variable event_retention_hours must be a number of hours >= 0, not {hours}"
+        )));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ms = (hours * 3_600_000.0).min(u64::MAX as f64) as u64;
+    Ok(ms)
+}
+
 /// Runs `work` with the dispatcher's environment for `tenant`.
 fn with_env<T>(
     store: &SpinStore,
@@ -90,6 +103,7 @@ fn with_env<T>(
     work: impl FnOnce(&Env<'_>) -> Result<T, Error>,
 ) -> Result<T, Error> {
     let lease_seconds: u64 = number_variable("delivery_lease_seconds")?;
+    let retention_ms = retention_ms(number_variable::<f64>("event_retention_hours")?)?;
     let transport = SpinTransport { store, tenant };
     let env = Env {
         store,
@@ -98,6 +112,7 @@ fn with_env<T>(
         now_ms: &now_ms,
         random: &random,
         lease_ms: lease_seconds.saturating_mul(1000),
+        retention_ms,
     };
     work(&env)
 }
@@ -109,9 +124,13 @@ pub fn tick(store: &SpinStore, tenant: &TenantId, budget_ms: u64) -> Result<Coun
     })
 }
 
-/// The gateway's hand-off of a just-accepted event: its first attempts now, then a few other
-/// due attempts.
-pub fn hand_off(store: &SpinStore, tenant: &TenantId, event: &EventId) -> Result<Counts, Error> {
+/// The gateway's hand-off of a just-accepted event (`None`: of a publish whose events no
+/// subscription receives): the event's first attempts now, then a few other due attempts.
+pub fn hand_off(
+    store: &SpinStore,
+    tenant: &TenantId,
+    event: Option<&EventId>,
+) -> Result<Counts, Error> {
     with_env(store, tenant, |env| {
         let deadline = now_ms().saturating_add(HANDOFF_DRAIN_BUDGET_MS);
         engine::deliver_event(env, event, HANDOFF_DRAIN, deadline)

@@ -38,7 +38,8 @@ fn routes() -> Router<Endpoint> {
 
 /// The gateway's hand-off of an accepted event, by service chaining only (no public route
 /// leads here): `POST http://dispatcher.spin.internal/dispatcher/deliver` with the admin
-/// token, the `Tenant` header and `{"eventId": "evt_…"}`.
+/// token, the `Tenant` header and `{"eventId": "evt_…"}` (or `{}`: no event, only the drain of
+/// due work that every publish brings).
 pub const HANDOFF_PATH: &str = "/dispatcher/deliver";
 
 /// Handles one request. The body is read only once the route is known.
@@ -110,12 +111,16 @@ async fn run_hand_off(
     let tenant = tenant(&request, &variable("default_tenant")?)?;
     let body = read_body(request, 4096).await?;
     let body = api::parse_json(&body)?;
-    let event = body["eventId"]
-        .as_str()
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(|| Error::invalid("eventId", "must be an event id (evt_…)"))?;
+    let event = match body.get("eventId").filter(|id| !id.is_null()) {
+        None => None,
+        Some(id) => Some(
+            id.as_str()
+                .and_then(|id| id.parse().ok())
+                .ok_or_else(|| Error::invalid("eventId", "must be an event id (evt_…)"))?,
+        ),
+    };
     let store = SpinStore::open_default()?;
-    deliver::hand_off(&store, &tenant, &event)
+    deliver::hand_off(&store, &tenant, event.as_ref())
 }
 
 /// Authenticates, scopes to the tenant, reads the body and runs `operation`.

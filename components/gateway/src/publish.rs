@@ -192,7 +192,9 @@ fn store(
 }
 
 /// Events to hand to the dispatcher once the publisher has its answer: the accepted (not
-/// duplicate) events that at least one active subscription receives.
+/// duplicate) events that at least one active subscription receives. When the tenant has
+/// active subscriptions but none receives these events, the hand-off still goes (without an
+/// event): every publish lets the dispatcher make a bounded amount of due work (retries).
 pub struct HandOff {
     tenant: TenantId,
     events: Vec<eventplane_core::EventId>,
@@ -212,6 +214,9 @@ impl HandOff {
         }
         // The tick takes every event from the log anyway: a failed read only skips the hand-off.
         let subscriptions = eventplane_dispatch::active(&ctx.store, &ctx.tenant).ok()?;
+        if subscriptions.is_empty() {
+            return None; // no due work can be made either
+        }
         let events: Vec<_> = fresh
             .into_iter()
             .filter(|s| {
@@ -220,7 +225,7 @@ impl HandOff {
             })
             .map(|s| s.event.id.clone())
             .collect();
-        (!events.is_empty()).then(|| Self {
+        Some(Self {
             tenant: ctx.tenant.clone(),
             events,
         })
@@ -241,7 +246,12 @@ impl HandOff {
             ("tenant".to_owned(), self.tenant.to_string()),
             ("content-type".to_owned(), "application/json".to_owned()),
         ];
-        for event in self.events {
+        let events: Vec<Option<eventplane_core::EventId>> = if self.events.is_empty() {
+            vec![None] // only the drain
+        } else {
+            self.events.into_iter().map(Some).collect()
+        };
+        for event in events {
             let body = json!({ "eventId": event }).to_string().into_bytes();
             let call = eventplane_spin::client::send(
                 spin_sdk::http::Method::Post,
@@ -253,10 +263,10 @@ impl HandOff {
             match call.await {
                 Ok(reply) if (200..300).contains(&reply.status) => {}
                 Ok(reply) => eprintln!(
-                    "hand-off of {event}: the dispatcher answered {}",
+                    "hand-off of {event:?}: the dispatcher answered {}",
                     reply.status
                 ),
-                Err(err) => eprintln!("hand-off of {event}: {err}"),
+                Err(err) => eprintln!("hand-off of {event:?}: {err}"),
             }
         }
     }

@@ -234,7 +234,7 @@ pub fn execute(
             Reply::json(200, store::replace(kv, tenant, &id, input, now_ms)?.view())
         }
         Operation::Delete => {
-            store::delete(kv, tenant, &id()?)?;
+            store::delete(kv, tenant, &id()?, now_ms)?;
             Reply {
                 status: 204,
                 body: None,

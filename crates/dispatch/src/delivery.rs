@@ -28,7 +28,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::{delivery, delivery_name};
 use crate::policy::Decision;
-use crate::records::Trigger;
+use crate::records::{Attempt, Trigger};
+
+/// How many attempts of one delivery its state keeps (the most recent).
+pub const MAX_ATTEMPTS_KEPT: usize = 50;
 
 /// Seeds electing the creator of a delivery's state (see the module docs).
 pub const DELIVERY_SEEDS: Kind = Kind::new("sub-delivery-seed");
@@ -83,6 +86,10 @@ pub struct DeliveryState {
     /// The current lease, while `Leased`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// The attempts made, oldest first (at most [`MAX_ATTEMPTS_KEPT`], the most recent). Kept
+    /// in the state so that an attempt's record and its outcome are one write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<Attempt>,
 }
 
 impl DeliveryState {
@@ -96,6 +103,19 @@ impl DeliveryState {
             next_trigger: trigger,
             next_attempt_at_ms: now_ms,
             lease: None,
+            log: Vec::new(),
+        }
+    }
+
+    /// This state leased to `holder` from `now_ms` for `lease_ms`.
+    fn leased(&self, holder: &str, now_ms: u64, lease_ms: u64) -> Self {
+        Self {
+            status: Status::Leased,
+            lease: Some(Lease {
+                holder: holder.to_owned(),
+                until_ms: now_ms.saturating_add(lease_ms),
+            }),
+            ..self.clone()
         }
     }
 
@@ -148,30 +168,74 @@ pub fn ensure(
     trigger: Trigger,
     now_ms: u64,
 ) -> Result<DeliveryState, Error> {
+    let initial = DeliveryState::new(subscription, event, trigger, now_ms);
+    Ok(create_or_read(store, tenant, &initial, |state| state.clone())?.0)
+}
+
+/// Claims the first attempt of `event` to `subscription` for `holder` as [`claim`] does,
+/// creating the delivery's state if it does not exist yet: the creator writes it already
+/// leased to itself (one write instead of two). `None` as for [`claim`].
+#[allow(clippy::too_many_arguments)]
+pub fn ensure_claimed(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    subscription: &SubscriptionId,
+    event: &EventId,
+    trigger: Trigger,
+    holder: &str,
+    now_ms: u64,
+    lease_ms: u64,
+) -> Result<Option<Claim>, Error> {
+    let initial = DeliveryState::new(subscription, event, trigger, now_ms);
+    let (state, created) = create_or_read(store, tenant, &initial, |state| {
+        state.leased(holder, now_ms, lease_ms)
+    })?;
+    if created {
+        let key = delivery(tenant, subscription, event);
+        let bytes = encode(&key, &state)?;
+        return Ok(Some(Claim {
+            state,
+            previous: initial,
+            bytes,
+        }));
+    }
+    claim(store, tenant, subscription, event, holder, now_ms, lease_ms)
+}
+
+/// The delivery's state, or, if it has none, `first(initial)` written by the caller elected
+/// to create it (`true`: this caller created it).
+fn create_or_read(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    initial: &DeliveryState,
+    first: impl FnOnce(&DeliveryState) -> DeliveryState,
+) -> Result<(DeliveryState, bool), Error> {
+    let (subscription, event) = (&initial.subscription_id, &initial.event_id);
     let key = delivery(tenant, subscription, event);
     if let Some(state) = store.get_json(&key)? {
-        return Ok(state);
+        return Ok((state, false));
     }
     let seed = keys::record(tenant, DELIVERY_SEEDS, &delivery_name(subscription, event));
-    let initial = DeliveryState::new(subscription, event, trigger, now_ms);
     if store.increment(&seed, 1)? == 1 {
-        store.set_json(&key, &initial)?;
-        return Ok(initial);
+        let state = first(initial);
+        store.set_json(&key, &state)?;
+        return Ok((state, true));
     }
     for _ in 0..CREATE_WAIT_ROUNDS {
         if let Some(state) = store.get_json(&key)? {
-            return Ok(state);
+            return Ok((state, false));
         }
         std::thread::sleep(CREATE_WAIT_PAUSE);
     }
     // The elected creator died before writing (module docs).
-    let bytes = encode(&key, &initial)?;
+    let bytes = encode(&key, initial)?;
     if store.compare_and_swap(&key, None, &bytes)? {
-        return Ok(initial);
+        return Ok((initial.clone(), false));
     }
-    store
+    let state = store
         .get_json(&key)?
-        .ok_or_else(|| Error::internal(format!("the delivery state {key} vanished")))
+        .ok_or_else(|| Error::internal(format!("the delivery state {key} vanished")))?;
+    Ok((state, false))
 }
 
 /// A delivery this worker holds the lease of.
@@ -204,12 +268,7 @@ pub fn claim(
     if !previous.claimable(now_ms) {
         return Ok(None);
     }
-    let mut state = previous.clone();
-    state.status = Status::Leased;
-    state.lease = Some(Lease {
-        holder: holder.to_owned(),
-        until_ms: now_ms.saturating_add(lease_ms),
-    });
+    let state = previous.leased(holder, now_ms, lease_ms);
     let bytes = encode(&key, &state)?;
     if !store.compare_and_swap(&key, Some(&current), &bytes)? {
         return Ok(None);
@@ -230,17 +289,24 @@ pub enum Finished {
     LeaseLost,
 }
 
-/// Records the outcome of the attempt `claim` was for, as `decision` says, at `now_ms`.
+/// Records the outcome of the attempt `claim` was for, as `decision` says, at `now_ms`, with
+/// the attempt's record (`None`: no request was made, the event was gone).
 pub fn finish(
     store: &dyn KvStore,
     tenant: &TenantId,
     claim: &Claim,
     decision: &Decision,
     now_ms: u64,
+    record: Option<Attempt>,
 ) -> Result<Finished, Error> {
     let mut state = claim.state.clone();
     state.attempts = state.attempts.saturating_add(1);
     state.lease = None;
+    if let Some(record) = record {
+        state.log.push(record);
+        let excess = state.log.len().saturating_sub(MAX_ATTEMPTS_KEPT);
+        state.log.drain(..excess);
+    }
     match decision {
         Decision::Done => state.status = Status::Succeeded,
         Decision::RetryAt(delay_ms) => {
@@ -388,11 +454,11 @@ mod tests {
         );
         // The first holder wakes up: its outcome must not overwrite the new holder's lease.
         assert_eq!(
-            finish(&store, &t, &first, &Decision::Done, NOW + LEASE + 1)?,
+            finish(&store, &t, &first, &Decision::Done, NOW + LEASE + 1, None)?,
             Finished::LeaseLost
         );
         let Finished::Updated(done) =
-            finish(&store, &t, &second, &Decision::Done, NOW + LEASE + 2)?
+            finish(&store, &t, &second, &Decision::Done, NOW + LEASE + 2, None)?
         else {
             panic!("the holder finishes");
         };
@@ -408,7 +474,7 @@ mod tests {
         ensure(&store, &t, &s, &e, Trigger::First, NOW)?;
         let first = claim(&store, &t, &s, &e, "a", NOW, LEASE)?.expect("claimed");
         let Finished::Updated(pending) =
-            finish(&store, &t, &first, &Decision::RetryAt(5_000), NOW)?
+            finish(&store, &t, &first, &Decision::RetryAt(5_000), NOW, None)?
         else {
             panic!("finished");
         };
@@ -430,7 +496,7 @@ mod tests {
         let dead = Decision::DeadLetter {
             reason: "HTTP 400".into(),
         };
-        finish(&store, &t, &first, &dead, NOW)?;
+        finish(&store, &t, &first, &dead, NOW, None)?;
         let again = restart(&store, &t, &s, &e, Trigger::Redeliver, NOW + 1)?.expect("restarted");
         assert_eq!(
             (again.status, again.next_trigger),

@@ -25,7 +25,7 @@ use crate::model::{SinkAuth, Subscription};
 use crate::outgoing::{Outgoing, build};
 use crate::policy::{AttemptResult, Decision, classify, decide};
 use crate::records::{Attempt, AttemptOutcome, DeadLetter, Trigger, response_excerpt};
-use crate::store::{self, active_for, add_dead_letter, append_attempt};
+use crate::store::{self, active_for, add_dead_letter};
 use crate::time::Timestamp;
 
 /// What a [`Transport`] got back.
@@ -71,6 +71,8 @@ pub struct Env<'a> {
     pub random: &'a dyn Fn() -> u64,
     /// How long a claimed attempt is leased (`delivery_lease_seconds`).
     pub lease_ms: u64,
+    /// How long events are kept (`event_retention_hours`); see [`crate::retention`].
+    pub retention_ms: u64,
 }
 
 impl Env<'_> {
@@ -101,6 +103,8 @@ pub struct Counts {
     pub retried: u64,
     /// Deliveries given up (dead letters).
     pub dead_lettered: u64,
+    /// Events removed because their retention period had passed.
+    pub purged: u64,
 }
 
 impl Counts {
@@ -111,6 +115,7 @@ impl Counts {
         self.succeeded += other.succeeded;
         self.retried += other.retried;
         self.dead_lettered += other.dead_lettered;
+        self.purged += other.purged;
     }
 }
 
@@ -118,18 +123,24 @@ fn bucket_of(ms: u64) -> DueBucket {
     DueBucket::containing(ms / 1000)
 }
 
-/// Files the deliveries of one stored event: one per active subscription it matches, each
-/// created `Pending` and put on the due queue. Returns the due items filed.
+/// Files the deliveries of one stored event that `subscriptions` (the tenant's active ones)
+/// receive: creates each delivery's state (`Pending`, if it has none yet) and, unless it is
+/// finished already (the gateway's hand-off usually delivered it), puts it on the due queue
+/// when its next attempt is due (or its lease expires). Returns the due items filed.
 pub fn file_event(
     env: &Env<'_>,
     event: &StoredEvent,
+    subscriptions: &[Subscription],
     trigger: Trigger,
 ) -> Result<Vec<DueItem>, Error> {
-    let subscriptions = active_for(env.store, env.tenant, &FilterSubject::from_event(event))?;
+    let subject = FilterSubject::from_event(event);
     let now = env.now();
-    let mut filed = Vec::with_capacity(subscriptions.len());
-    for subscription in &subscriptions {
-        delivery::ensure(
+    let mut filed = Vec::new();
+    for subscription in subscriptions {
+        if !subscription.filter.matches(&subject) {
+            continue;
+        }
+        let state = delivery::ensure(
             env.store,
             env.tenant,
             &subscription.id,
@@ -137,38 +148,68 @@ pub fn file_event(
             trigger,
             now,
         )?;
+        let due_at = match state.status {
+            delivery::Status::Succeeded | delivery::Status::DeadLettered => continue,
+            delivery::Status::Pending => state.next_attempt_at_ms,
+            delivery::Status::Leased => state.lease.as_ref().map_or(now, |lease| lease.until_ms),
+        };
         filed.push(file_due(
             env.store,
             env.tenant,
             event,
             &subscription.id,
-            now,
+            due_at.max(now),
         )?);
     }
     Ok(filed)
 }
 
-/// The hand-off of a just-accepted event: files its deliveries and makes their first attempts
-/// at once, then makes up to `drain` other due attempts before `deadline_ms`. `404` if the
-/// event is not stored.
+/// The hand-off of a just-accepted event (`None`: only the drain): makes the first attempt of
+/// each of its deliveries at once, then up to `drain` other due attempts before `deadline_ms`.
+/// `404` if the event is not stored.
+///
+/// A first attempt goes on the due queue only if it has to be retried: at a thousand events a
+/// second, filing every delivery there first would make every hand-off rewrite the same
+/// minute's bucket. Nothing is lost if this worker dies half-way: the delivery's state is in
+/// the store before the attempt, and the tick takes every event from the event log
+/// ([`accept_pending`]) and files whatever is not finished.
 pub fn deliver_event(
     env: &Env<'_>,
-    event_id: &EventId,
+    event_id: Option<&EventId>,
     drain: usize,
     deadline_ms: u64,
 ) -> Result<Counts, Error> {
-    let Some(event) = get_event(env.store, env.tenant, event_id)? else {
-        return Err(Error::not_found(format!(
-            "the event {event_id} is not stored"
-        )));
-    };
-    let filed = file_event(env, &event, Trigger::First)?;
-    let mut counts = Counts {
-        deliveries: filed.len() as u64,
-        ..Counts::default()
-    };
-    for item in &filed {
-        counts.add(attempt_item(env, item)?);
+    let mut counts = Counts::default();
+    if let Some(event_id) = event_id {
+        let Some(event) = get_event(env.store, env.tenant, event_id)? else {
+            return Err(Error::not_found(format!(
+                "the event {event_id} is not stored"
+            )));
+        };
+        let subscriptions = active_for(env.store, env.tenant, &FilterSubject::from_event(&event))?;
+        for subscription in &subscriptions {
+            counts.deliveries += 1;
+            let holder = format!("{:016x}", (env.random)());
+            let now = env.now();
+            let claimed = delivery::ensure_claimed(
+                env.store,
+                env.tenant,
+                &subscription.id,
+                &event.id,
+                Trigger::First,
+                &holder,
+                now,
+                env.lease_ms,
+            )?;
+            // `None`: finished already, or another worker is on it (it owns what follows).
+            if let Some(claim) = claimed {
+                let slot = Slot {
+                    member: due_member(event.sequence, &subscription.id, &event.id),
+                    bucket: None,
+                };
+                counts.add(make_attempt(env, subscription, &event, &claim, &slot, now)?);
+            }
+        }
     }
     if drain > 0 && env.now() < deadline_ms {
         counts.add(run_due(env, drain, deadline_ms)?);
@@ -181,10 +222,15 @@ pub fn deliver_event(
 pub fn accept_pending(env: &Env<'_>, limit: usize) -> Result<Counts, Error> {
     let batch = pending(env.store, env.tenant, limit, env.now())?;
     let mut counts = Counts::default();
+    if batch.entries.is_empty() {
+        return Ok(counts);
+    }
+    let subscriptions = store::active(env.store, env.tenant)?;
     for entry in &batch.entries {
         // An event whose record is gone (retention) has nothing left to deliver.
         if let Some(event) = get_event(env.store, env.tenant, &entry.event_id)? {
-            counts.deliveries += file_event(env, &event, Trigger::First)?.len() as u64;
+            counts.deliveries +=
+                file_event(env, &event, &subscriptions, Trigger::First)?.len() as u64;
             counts.events += 1;
         }
     }
@@ -206,10 +252,21 @@ pub fn run_due(env: &Env<'_>, limit: usize, deadline_ms: u64) -> Result<Counts, 
     Ok(counts)
 }
 
-/// Accepts pending events and makes due attempts until `budget_ms` has passed.
+/// Removes expired events (at most [`MAX_PURGE_PER_CALL`](crate::retention::MAX_PURGE_PER_CALL)),
+/// then accepts pending events and makes due attempts until `budget_ms` has passed.
 pub fn tick(env: &Env<'_>, budget_ms: u64) -> Result<Counts, Error> {
     let deadline = env.now().saturating_add(budget_ms);
-    let mut counts = Counts::default();
+    let purged = crate::retention::purge(
+        env.store,
+        env.tenant,
+        env.retention_ms,
+        env.now(),
+        crate::retention::MAX_PURGE_PER_CALL,
+    )?;
+    let mut counts = Counts {
+        purged: purged.events,
+        ..Counts::default()
+    };
     loop {
         let accepted = accept_pending(env, 100)?;
         counts.add(accepted);
@@ -221,18 +278,48 @@ pub fn tick(env: &Env<'_>, budget_ms: u64) -> Result<Counts, Error> {
     }
 }
 
-/// Takes the due item off the queue.
-fn drop_item(env: &Env<'_>, item: &DueItem) -> Result<(), Error> {
-    due::remove(env.store, env.tenant, RETRIES, item, bucket_of(env.now()))?;
+/// Where a delivery about to be attempted is on the due queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Slot {
+    /// Its member in the due queue ([`due_member`]).
+    member: String,
+    /// The bucket it is filed in; `None` if it is not on the queue (a hand-off's first attempt).
+    bucket: Option<DueBucket>,
+}
+
+/// Takes the delivery off the due queue, if it is on it.
+fn drop_slot(env: &Env<'_>, slot: &Slot) -> Result<(), Error> {
+    if let Some(bucket) = slot.bucket {
+        let item = DueItem {
+            bucket,
+            member: slot.member.clone(),
+        };
+        due::remove(env.store, env.tenant, RETRIES, &item, bucket_of(env.now()))?;
+    }
     Ok(())
 }
 
 /// Makes the attempt a due item stands for, if it is due and nobody else is making it.
 pub fn attempt_item(env: &Env<'_>, item: &DueItem) -> Result<Counts, Error> {
-    let Some((subscription_id, event_id)) = parse_due_member(&item.member) else {
-        return drop_item(env, item).map(|()| Counts::default());
+    let slot = Slot {
+        member: item.member.clone(),
+        bucket: Some(item.bucket),
     };
-    let state = delivery::get(env.store, env.tenant, &subscription_id, &event_id)?;
+    let Some((subscription_id, event_id)) = parse_due_member(&item.member) else {
+        return drop_slot(env, &slot).map(|()| Counts::default());
+    };
+    attempt(env, &subscription_id, &event_id, &slot)
+}
+
+/// Makes the next attempt of delivering `event_id` to `subscription_id`, if it is due and
+/// nobody else is making it; `slot` says where it is on the due queue.
+fn attempt(
+    env: &Env<'_>,
+    subscription_id: &SubscriptionId,
+    event_id: &EventId,
+    slot: &Slot,
+) -> Result<Counts, Error> {
+    let state = delivery::get(env.store, env.tenant, subscription_id, event_id)?;
     let finished = state.as_ref().is_none_or(|s| {
         matches!(
             s.status,
@@ -240,15 +327,18 @@ pub fn attempt_item(env: &Env<'_>, item: &DueItem) -> Result<Counts, Error> {
         )
     });
     if finished {
-        return drop_item(env, item).map(|()| Counts::default());
+        return drop_slot(env, slot).map(|()| Counts::default());
     }
-    let subscription = match store::get(env.store, env.tenant, &subscription_id) {
+    let subscription = match store::get(env.store, env.tenant, subscription_id) {
         Ok(subscription) => subscription,
-        Err(Error::NotFound(_)) => return drop_item(env, item).map(|()| Counts::default()),
+        Err(Error::NotFound(_)) => return drop_slot(env, slot).map(|()| Counts::default()),
         Err(err) => return Err(err),
     };
     if !subscription.is_active() {
         // Paused: the delivery waits on the queue until the subscription resumes.
+        if slot.bucket.is_none() {
+            queue(env, slot, env.now())?;
+        }
         return Ok(Counts::default());
     }
     let holder = format!("{:016x}", (env.random)());
@@ -256,8 +346,8 @@ pub fn attempt_item(env: &Env<'_>, item: &DueItem) -> Result<Counts, Error> {
     let Some(claim) = delivery::claim(
         env.store,
         env.tenant,
-        &subscription_id,
-        &event_id,
+        subscription_id,
+        event_id,
         &holder,
         now,
         env.lease_ms,
@@ -265,12 +355,34 @@ pub fn attempt_item(env: &Env<'_>, item: &DueItem) -> Result<Counts, Error> {
     else {
         return Ok(Counts::default()); // not due yet, or someone else is on it
     };
-    let Some(event) = get_event(env.store, env.tenant, &event_id)? else {
+    let Some(event) = get_event(env.store, env.tenant, event_id)? else {
         let reason = "the event is no longer retained".to_owned();
         let decision = Decision::DeadLetter { reason };
-        return conclude(env, item, &subscription, None, &claim, &decision, None, now);
+        return conclude(
+            env,
+            slot,
+            &subscription,
+            None,
+            &claim,
+            &decision,
+            None,
+            None,
+            now,
+        );
     };
-    let sent = send(env, &subscription, &event);
+    make_attempt(env, &subscription, &event, &claim, slot, now)
+}
+
+/// Sends the attempt `claim` holds (made from `now`) and records its outcome.
+fn make_attempt(
+    env: &Env<'_>,
+    subscription: &Subscription,
+    event: &StoredEvent,
+    claim: &Claim,
+    slot: &Slot,
+    now: u64,
+) -> Result<Counts, Error> {
+    let sent = send(env, subscription, event);
     let done = env.now();
     let (result, body) = match &sent {
         Response::Status {
@@ -300,7 +412,7 @@ pub fn attempt_item(env: &Env<'_>, item: &DueItem) -> Result<Counts, Error> {
         _ => None,
     };
     let record = Attempt {
-        event_id: event_id.clone(),
+        event_id: event.id.clone(),
         attempt: claim.state.attempts.saturating_add(1),
         outcome: if matches!(decision, Decision::Done) {
             AttemptOutcome::Succeeded
@@ -315,14 +427,14 @@ pub fn attempt_item(env: &Env<'_>, item: &DueItem) -> Result<Counts, Error> {
         trigger: claim.state.next_trigger,
         at: Timestamp::from_unix_ms(now),
     };
-    append_attempt(env.store, env.tenant, &subscription_id, &record)?;
     conclude(
         env,
-        item,
-        &subscription,
-        Some(&event),
-        &claim,
+        slot,
+        subscription,
+        Some(event),
+        claim,
         &decision,
+        Some(record),
         classified.status,
         done,
     )
@@ -358,11 +470,12 @@ fn send(env: &Env<'_>, subscription: &Subscription, event: &StoredEvent) -> Resp
 #[allow(clippy::too_many_arguments)]
 fn conclude(
     env: &Env<'_>,
-    item: &DueItem,
+    slot: &Slot,
     subscription: &Subscription,
     event: Option<&StoredEvent>,
     claim: &Claim,
     decision: &Decision,
+    record: Option<Attempt>,
     last_status: Option<u16>,
     now: u64,
 ) -> Result<Counts, Error> {
@@ -370,7 +483,20 @@ fn conclude(
         attempts: u64::from(event.is_some()),
         ..Counts::default()
     };
-    let state = match delivery::finish(env.store, env.tenant, claim, decision, now)? {
+    // A retry is filed before the state says so: a worker dying in between leaves a lease that
+    // expires while the delivery is on the queue (an item filed for nothing is dropped later).
+    let moved = match decision {
+        Decision::RetryAt(delay) => {
+            let due_at = now.saturating_add(*delay);
+            let moves = slot.bucket != Some(bucket_of(due_at));
+            if moves {
+                queue(env, slot, due_at)?;
+            }
+            moves
+        }
+        _ => false,
+    };
+    let state = match delivery::finish(env.store, env.tenant, claim, decision, now, record)? {
         Finished::Updated(state) => state,
         // Our lease expired and another worker took over: it owns what follows.
         Finished::LeaseLost => return Ok(counts),
@@ -378,21 +504,12 @@ fn conclude(
     match decision {
         Decision::Done => {
             counts.succeeded += 1;
-            drop_item(env, item)?;
+            drop_slot(env, slot)?;
         }
         Decision::RetryAt(_) => {
             counts.retried += 1;
-            let bucket = bucket_of(state.next_attempt_at_ms);
-            if bucket != item.bucket {
-                due::add(
-                    env.store,
-                    env.tenant,
-                    RETRIES,
-                    bucket,
-                    &item.member,
-                    &Patience::default(),
-                )?;
-                drop_item(env, item)?;
+            if moved {
+                drop_slot(env, slot)?;
             }
         }
         Decision::DeadLetter { reason } | Decision::DeadLetterAndPause { reason } => {
@@ -418,10 +535,22 @@ fn conclude(
                     now,
                 )?;
             }
-            drop_item(env, item)?;
+            drop_slot(env, slot)?;
         }
     }
     Ok(counts)
+}
+
+/// Files the delivery on the due queue in the bucket of `due_ms`.
+fn queue(env: &Env<'_>, slot: &Slot, due_ms: u64) -> Result<DueBucket, Error> {
+    due::add(
+        env.store,
+        env.tenant,
+        RETRIES,
+        bucket_of(due_ms),
+        &slot.member,
+        &Patience::default(),
+    )
 }
 
 /// Posts a dead letter to the subscription's dead-letter sink, once (its failure is only

@@ -6,10 +6,12 @@
 //! | `t/<tenant>/r/sub/<subscription id>` | a [`Subscription`](crate::Subscription) |
 //! | `t/<tenant>/i/subs` | the ids of the tenant's subscriptions |
 //! | `t/<tenant>/seed/subs` | the election of the writer creating that index |
-//! | `t/<tenant>/r/sub-delivery/<sub id>:<event id>` | the dispatcher's delivery state of one event to one subscription |
-//! | `t/<tenant>/r/sub-attempts/<sub id>:<event id>` | the [`Attempt`](crate::Attempt)s of one event to one subscription (a JSON array, oldest first) |
+//! | `t/<tenant>/r/sub-delivery/<sub id>:<event id>` | the dispatcher's delivery state of one event to one subscription, with its [`Attempt`](crate::Attempt)s (oldest first) |
+//! | `t/<tenant>/r/sub-delivery-seed/<sub id>:<event id>` | the election of the writer creating that state |
 //! | `t/<tenant>/r/sub-dead-letter/<sub id>:<event id>` | a [`DeadLetter`](crate::DeadLetter) |
 //! | `t/<tenant>/i/sub-dead-letters/<sub id>` | the ids of the events dead-lettered for a subscription |
+//! | `t/<tenant>/i/subs-deleted` | subscriptions deleted within the retention period (`<deleted at>:<id>`, see [`crate::retention`]) |
+//! | `t/<tenant>/seed/subs-deleted` | the election of the writer creating that index |
 //! | `t/<tenant>/due/sub-retry/<minute>` | deliveries (`<sub id>:<event id>`) whose retry is due in that minute (a due queue, see `eventplane_eventstore::due`) |
 //!
 //! A subscription's dead-letter index is created (empty) with the subscription and deleted
@@ -23,8 +25,6 @@ use eventplane_core::{EventId, Key, SubscriptionId, TenantId};
 pub const SUBSCRIPTIONS: Kind = Kind::new("subs");
 /// Records, per delivery (`<sub id>:<event id>`): the dispatcher's state of that delivery.
 pub const DELIVERIES: Kind = Kind::new("sub-delivery");
-/// Records, per delivery: the attempts made.
-pub const ATTEMPTS: Kind = Kind::new("sub-attempts");
 /// Records, per delivery: the dead letter, if the dispatcher gave up.
 pub const DEAD_LETTERS: Kind = Kind::new("sub-dead-letter");
 /// Owned index, per subscription id: the ids of its dead-lettered events.
@@ -80,11 +80,6 @@ pub fn delivery(tenant: &TenantId, subscription: &SubscriptionId, event: &EventI
     keys::record(tenant, DELIVERIES, &delivery_name(subscription, event))
 }
 
-/// The attempts of `event` to `subscription`: `t/<tenant>/r/sub-attempts/<sub>:<evt>`.
-pub fn attempts(tenant: &TenantId, subscription: &SubscriptionId, event: &EventId) -> Key {
-    keys::record(tenant, ATTEMPTS, &delivery_name(subscription, event))
-}
-
 /// The dead letter of `event` for `subscription`: `t/<tenant>/r/sub-dead-letter/<sub>:<evt>`.
 pub fn dead_letter(tenant: &TenantId, subscription: &SubscriptionId, event: &EventId) -> Key {
     keys::record(tenant, DEAD_LETTERS, &delivery_name(subscription, event))
@@ -115,10 +110,6 @@ mod tests {
         assert_eq!(
             delivery(&t, &sub, &evt).as_str(),
             format!("t/acme/r/sub-delivery/{pair}")
-        );
-        assert_eq!(
-            attempts(&t, &sub, &evt).as_str(),
-            format!("t/acme/r/sub-attempts/{pair}")
         );
         assert_eq!(
             dead_letter(&t, &sub, &evt).as_str(),

@@ -69,6 +69,7 @@ pub mod model;
 pub mod outgoing;
 pub mod policy;
 pub mod records;
+pub mod retention;
 pub mod signing;
 pub mod store;
 pub mod time;
@@ -85,8 +86,8 @@ pub use policy::{
 pub use records::{Attempt, AttemptOutcome, DeadLetter, Trigger, response_excerpt};
 pub use signing::{SigningSecret, sign};
 pub use store::{
-    Created, SubscriptionPage, active, active_for, add_dead_letter, append_attempt, attempts,
-    create, delete, get, list, pause, replace, resume,
+    Created, SubscriptionPage, active, active_for, add_dead_letter, attempts, create, delete, get,
+    list, pause, replace, resume,
 };
 pub use time::Timestamp;
 

@@ -29,8 +29,7 @@ use eventplane_eventstore::{events_since, first_sequence_at_or_after};
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 /// The largest page size of [`list`].
 pub const MAX_PAGE_SIZE: u32 = 200;
-/// How many attempts of one delivery [`append_attempt`] keeps (the most recent).
-pub const MAX_ATTEMPTS_KEPT: usize = 200;
+pub use crate::delivery::MAX_ATTEMPTS_KEPT;
 
 /// A created subscription, and its signing secret if it was generated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,15 +313,22 @@ pub fn replace(
     })
 }
 
-/// Deletes subscription `id`: unlists it (so no new delivery finds it), then removes its
-/// record and its dead-letter index. `404 NOT_FOUND` if it does not exist. Delivery records
-/// (state, attempts, dead letters) are left to expire with the events; the dispatcher must
-/// check that a subscription still exists before each attempt.
-pub fn delete(store: &dyn KvStore, tenant: &TenantId, id: &SubscriptionId) -> Result<(), Error> {
+/// Deletes subscription `id` at `now_ms`: unlists it (so no new delivery finds it), then
+/// removes its record and its dead-letter index. `404 NOT_FOUND` if it does not exist.
+/// Delivery records (state, attempts, dead letters) expire with the events
+/// ([`crate::retention`]); the dispatcher checks that a subscription still exists before each
+/// attempt.
+pub fn delete(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    id: &SubscriptionId,
+    now_ms: u64,
+) -> Result<(), Error> {
     let key = keys::subscription(tenant, id);
     if !store.exists(&key)? {
         return Err(not_found(id));
     }
+    crate::retention::remember_deleted(store, tenant, id, now_ms)?;
     remove_from_existing(store, &keys::subscriptions(tenant), id.as_str())?;
     store.delete(&key)?;
     store.delete(&keys::dead_letters(tenant, id))?;
@@ -431,28 +437,6 @@ pub fn add_dead_letter(
     }
 }
 
-/// Appends an attempt to the log of its delivery, keeping the latest [`MAX_ATTEMPTS_KEPT`].
-///
-/// The first append to a log is a compare-and-swap against "absent", which Spin's SQLite store
-/// performs unconditionally: the dispatcher must not make two attempts of one delivery at once
-/// (its delivery state serializes them), or one record may be lost.
-pub fn append_attempt(
-    store: &dyn KvStore,
-    tenant: &TenantId,
-    subscription: &SubscriptionId,
-    attempt: &Attempt,
-) -> Result<(), Error> {
-    let key = keys::attempts(tenant, subscription, &attempt.event_id);
-    store.update_json(&key, |log: Option<Vec<Attempt>>| {
-        let mut log = log.unwrap_or_default();
-        log.push(attempt.clone());
-        let excess = log.len().saturating_sub(MAX_ATTEMPTS_KEPT);
-        log.drain(..excess);
-        Ok(log)
-    })?;
-    Ok(())
-}
-
 /// The attempts of `event` to `subscription`, oldest first (empty if none).
 pub fn attempts(
     store: &dyn KvStore,
@@ -460,8 +444,8 @@ pub fn attempts(
     subscription: &SubscriptionId,
     event: &EventId,
 ) -> Result<Vec<Attempt>, Error> {
-    Ok(store
-        .get_json(&keys::attempts(tenant, subscription, event))?
+    Ok(crate::delivery::get(store, tenant, subscription, event)?
+        .map(|state| state.log)
         .unwrap_or_default())
 }
 

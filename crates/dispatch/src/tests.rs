@@ -251,7 +251,7 @@ fn unknown_subscriptions_are_not_found() {
     let errors = [
         store::get(&store, &t, &id).expect_err("get"),
         store::replace(&store, &t, &id, in_(), NOW).expect_err("replace"),
-        store::delete(&store, &t, &id).expect_err("delete"),
+        store::delete(&store, &t, &id, 0).expect_err("delete"),
         store::pause(&store, &t, &id, None, NOW).expect_err("pause"),
         store::resume(&store, &t, &id, NOW).expect_err("resume"),
     ];
@@ -365,7 +365,7 @@ fn delete_removes_record_listing_and_dead_letter_index() -> Result<(), Error> {
     let keep = create_shop(&store, "keep")?;
     let id = create_shop(&store, "gone")?;
     assert!(store.exists(&keys::dead_letters(&t, &id))?);
-    store::delete(&store, &t, &id)?;
+    store::delete(&store, &t, &id, 0)?;
     assert_eq!(store::get(&store, &t, &id).expect_err("gone").status(), 404);
     assert!(!store.exists(&keys::dead_letters(&t, &id))?);
     let listed = store::list(&store, &t, None, None)?;
@@ -374,7 +374,9 @@ fn delete_removes_record_listing_and_dead_letter_index() -> Result<(), Error> {
         [&keep]
     );
     assert_eq!(
-        store::delete(&store, &t, &id).expect_err("again").status(),
+        store::delete(&store, &t, &id, 0)
+            .expect_err("again")
+            .status(),
         404
     );
     // never recreated by a late update
@@ -557,24 +559,46 @@ fn attempt(event_id: EventId, n: u32) -> Attempt {
     }
 }
 
+/// Makes `n` attempts of `event` to `sub`, each recorded as attempt `first + k` and retried
+/// at once.
+fn record_attempts(
+    store: &MemoryStore,
+    t: &TenantId,
+    sub: &SubscriptionId,
+    event: &EventId,
+    numbers: std::ops::RangeInclusive<u32>,
+) -> Result<(), Error> {
+    crate::delivery::ensure(store, t, sub, event, Trigger::First, NOW)?;
+    for n in numbers {
+        let claim = crate::delivery::claim(store, t, sub, event, "w", NOW, 60_000)?
+            .ok_or_else(|| Error::internal("not claimable"))?;
+        let decision = crate::Decision::RetryAt(0);
+        crate::delivery::finish(
+            store,
+            t,
+            &claim,
+            &decision,
+            NOW,
+            Some(attempt(event.clone(), n)),
+        )?;
+    }
+    Ok(())
+}
+
 #[test]
-fn attempts_are_appended_and_capped() -> Result<(), Error> {
+fn attempts_are_recorded_with_the_delivery_and_capped() -> Result<(), Error> {
     let store = MemoryStore::spin_sqlite_like();
     let t = tenant();
     let sub = SubscriptionId::new();
     assert!(store::attempts(&store, &t, &sub, &event(1))?.is_empty());
-    for n in 1..=3 {
-        store::append_attempt(&store, &t, &sub, &attempt(event(1), n))?;
-    }
-    store::append_attempt(&store, &t, &sub, &attempt(event(2), 1))?;
+    record_attempts(&store, &t, &sub, &event(1), 1..=3)?;
+    record_attempts(&store, &t, &sub, &event(2), 1..=1)?;
     let log = store::attempts(&store, &t, &sub, &event(1))?;
     assert_eq!(log.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(store::attempts(&store, &t, &sub, &event(2))?.len(), 1);
 
     let cap = u32::try_from(MAX_ATTEMPTS_KEPT).expect("small");
-    for n in 4..=cap + 5 {
-        store::append_attempt(&store, &t, &sub, &attempt(event(1), n))?;
-    }
+    record_attempts(&store, &t, &sub, &event(1), 4..=cap + 5)?;
     let log = store::attempts(&store, &t, &sub, &event(1))?;
     assert_eq!(log.len(), MAX_ATTEMPTS_KEPT);
     assert_eq!(log.first().map(|a| a.attempt), Some(6));
@@ -604,7 +628,7 @@ fn dead_letters_are_indexed_while_the_subscription_exists() -> Result<(), Error>
         Some(dead(event(1)))
     );
 
-    store::delete(&store, &t, &id)?;
+    store::delete(&store, &t, &id, 0)?;
     assert!(!store::add_dead_letter(&store, &t, &dead(event(3)))?);
     assert!(!store.exists(&keys::dead_letter(&t, &id, &event(3)))?);
     assert!(!store.exists(&keys::dead_letters(&t, &id))?);

@@ -1,7 +1,11 @@
 //! Publish → delivered latency: the real application (release build, the repository's
 //! `spin.toml`) in-process, a fast local subscriber, events published at a fixed rate for a
 //! while; then the latency from the start of each publish to its arrival at the subscriber
-//! (p50/p90/p99/max) and the count of events accepted, delivered, and lost.
+//! (p50/p90/p99/max) and the count of events accepted, delivered, and lost. Publishes the
+//! gateway refused are counted by status. After the run, the bench waits for the hand-offs'
+//! deliveries, then runs `POST /dispatcher/tick` until it finds no work (what a cron would do),
+//! so "lost" counts what the platform itself never delivered; "by tick" counts the deliveries
+//! only the tick made.
 //!
 //! ```sh
 //! cargo run --release -p eventplane-tests --bin bench-delivery          # 200 and 1000 events/s, 30 s each
@@ -129,6 +133,10 @@ async fn main() -> anyhow::Result<()> {
         .env("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN)
         .env("SPIN_VARIABLE_TOKEN_TTL_SECONDS", "3600")
         .env("SPIN_VARIABLE_DELIVERY_ALLOWED_HOSTS", "http://127.0.0.1:*")
+        .env(
+            "SPIN_VARIABLE_DELIVERY_HANDOFF",
+            &std::env::var("HANDOFF").unwrap_or_else(|_| "true".into()),
+        )
         .start()
         .await?;
     let arrivals: Arc<Mutex<HashMap<String, (Instant, u32)>>> = Arc::default();
@@ -145,15 +153,17 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let token = register(&http, &app, &subscriber.url("/in")).await?;
     println!(
-        "rate/s  seconds  accepted  delivered  lost  duplicates   p50 ms   p90 ms   p99 ms   max ms"
+        "rate/s  seconds  accepted  refused  delivered  by tick  lost  duplicates   p50 ms   p90 ms   p99 ms   max ms"
     );
     for (run, rate) in rates.iter().enumerate() {
         let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let refused: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / *rate as f64));
         let mut tasks = Vec::new();
         for n in 0..rate * seconds {
             interval.tick().await;
-            let (http, token, sent) = (http.clone(), token.clone(), sent.clone());
+            let (http, token, sent, refused) =
+                (http.clone(), token.clone(), sent.clone(), refused.clone());
             let url = app.url("/events/publish");
             tasks.push(tokio::spawn(async move {
                 let id = format!("r{run}-{n}");
@@ -168,9 +178,16 @@ async fn main() -> anyhow::Result<()> {
                     .body(event.to_string())
                     .send()
                     .await;
-                if matches!(answer, Ok(ref a) if a.status() == 202) {
-                    sent.lock().expect("lock").insert(id, started);
-                }
+                let outcome = match answer {
+                    Ok(a) if a.status() == 202 => {
+                        sent.lock().expect("lock").insert(id, started);
+                        return;
+                    }
+                    Ok(a) => a.status().to_string(),
+                    Err(err) if err.is_connect() => "connect".to_owned(),
+                    Err(_) => "error".to_owned(),
+                };
+                *refused.lock().expect("lock").entry(outcome).or_default() += 1;
             }));
         }
         for task in tasks {
@@ -187,10 +204,30 @@ async fn main() -> anyhow::Result<()> {
                 .count()
         };
         let prefix = format!("r{run}-");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while delivered(&prefix) < accepted && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let before_tick = delivered(&prefix);
+        let tick_started = Instant::now();
+        let mut ticks = 0;
+        loop {
+            let counts: Value = http
+                .post(app.url("/dispatcher/tick?budgetMs=30000"))
+                .bearer_auth(ADMIN)
+                .send()
+                .await?
+                .json()
+                .await?;
+            ticks += 1;
+            if counts["events"] == 0 && counts["attempts"] == 0 {
+                break;
+            }
+        }
+        let tick_seconds = tick_started.elapsed().as_secs_f64();
+        // A delivery the tick made may still be on its way.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let by_tick = delivered(&prefix) - before_tick;
         let mut latencies = Vec::new();
         let mut duplicates = 0;
         {
@@ -206,13 +243,18 @@ async fn main() -> anyhow::Result<()> {
         latencies.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "{rate:>6}  {seconds:>7}  {accepted:>8}  {:>9}  {:>4}  {duplicates:>10}  {:>7.2}  {:>7.2}  {:>7.2}  {:>7.2}",
+            "{rate:>6}  {seconds:>7}  {accepted:>8}  {:>7}  {:>9}  {by_tick:>7}  {:>4}  {duplicates:>10}  {:>7.2}  {:>7.2}  {:>7.2}  {:>7.2}",
+            refused.lock().expect("lock").values().sum::<u64>(),
             latencies.len(),
             accepted - latencies.len(),
             ms(percentile(&latencies, 0.5)),
             ms(percentile(&latencies, 0.9)),
             ms(percentile(&latencies, 0.99)),
             ms(latencies.last().copied().unwrap_or_default()),
+        );
+        println!(
+            "        refused by status: {:?}; {ticks} tick(s) took {tick_seconds:.1} s",
+            refused.lock().expect("lock")
         );
     }
     drop(subscriber);

@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 
-use eventplane_core::{MemoryStore, TenantId};
+use eventplane_core::{KvStoreExt, MemoryStore, TenantId};
 use eventplane_eventstore::{EventData, NewEvent, store_event};
 use serde_json::{Value, json};
 
@@ -13,6 +13,8 @@ use super::*;
 use crate::{SubscriptionInput, create};
 
 const T0: u64 = 1_700_000_000_000;
+/// Seven days, the default.
+const RETENTION_MS: u64 = 7 * 24 * 3_600_000;
 
 /// Answers each URL's requests from a script (then `200`), and records every request.
 #[derive(Default)]
@@ -98,6 +100,7 @@ impl World {
             now_ms: &now,
             random: &random,
             lease_ms: 60_000,
+            retention_ms: RETENTION_MS,
         };
         tick(&env, 5_000).expect("tick")
     }
@@ -395,32 +398,187 @@ fn replay_files_matching_events_since_a_time_in_acceptance_order() {
     assert_eq!(triggers, [Trigger::Replay]);
 }
 
+impl World {
+    fn with_env<T>(&self, work: impl FnOnce(&Env<'_>) -> T) -> T {
+        let (now, random) = self.env();
+        let env = Env {
+            store: &self.store,
+            tenant: &self.tenant,
+            transport: &self.script,
+            now_ms: &now,
+            random: &random,
+            lease_ms: 60_000,
+            retention_ms: RETENTION_MS,
+        };
+        work(&env)
+    }
+    fn hand_off(&self, event: Option<&EventId>) -> Result<Counts, Error> {
+        self.with_env(|env| deliver_event(env, event, 10, T0 + 1_000_000))
+    }
+    /// The members of the retry queue's buckets from `T0` to an hour later.
+    fn queued(&self) -> Vec<String> {
+        let start = bucket_of(T0);
+        (0..60)
+            .scan(start, |bucket, _| {
+                let this = *bucket;
+                *bucket = bucket.next();
+                Some(this)
+            })
+            .flat_map(|bucket| {
+                self.store
+                    .get_json::<std::collections::BTreeSet<String>>(&eventplane_core::keys::due(
+                        &self.tenant,
+                        RETRIES,
+                        bucket,
+                    ))
+                    .expect("read")
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
 #[test]
-fn a_handed_off_event_is_attempted_at_once() {
+fn a_handed_off_event_is_attempted_at_once_without_the_due_queue() {
     let w = World::new();
     let sub = w.subscribe(sink("https://a.example/in"));
     let event = w.publish("1", "order.created.v1");
-    let (now, random) = w.env();
-    let env = Env {
-        store: &w.store,
-        tenant: &w.tenant,
-        transport: &w.script,
-        now_ms: &now,
-        random: &random,
-        lease_ms: 60_000,
-    };
-    let counts = deliver_event(&env, &event.id, 10, T0 + 1_000).expect("delivered");
+    let counts = w.hand_off(Some(&event.id)).expect("delivered");
     assert_eq!((counts.deliveries, counts.succeeded), (1, 1));
     assert_eq!(w.attempts(&sub, &event).len(), 1);
-    // The tick that later takes the event from the log sends nothing again.
+    assert!(
+        w.queued().is_empty(),
+        "a delivered first attempt is never queued"
+    );
+    // The tick that later takes the event from the log sends nothing again and queues nothing.
     let later = w.tick();
-    assert_eq!((later.events, later.attempts), (1, 0));
+    assert_eq!((later.events, later.deliveries, later.attempts), (1, 0, 0));
+    assert!(w.queued().is_empty());
     assert_eq!(w.script.sent_to("https://a.example/in").len(), 1);
+    // A second hand-off of the same event (a retried request) sends nothing either.
+    let again = w.hand_off(Some(&event.id)).expect("again");
+    assert_eq!(again.attempts, 0);
     let missing: EventId = "evt_00000000000000000000000000000009".parse().expect("id");
     assert_eq!(
-        deliver_event(&env, &missing, 0, T0)
-            .expect_err("unknown")
-            .status(),
+        w.hand_off(Some(&missing)).expect_err("unknown").status(),
         404
     );
+}
+
+#[test]
+fn a_handed_off_event_that_fails_is_queued_for_its_retry() {
+    let w = World::new();
+    w.script.answer("https://a.example/in", vec![status(503)]);
+    let sub = w.subscribe(sink("https://a.example/in"));
+    let event = w.publish("1", "order.created.v1");
+    let counts = w.hand_off(Some(&event.id)).expect("attempted");
+    assert_eq!((counts.attempts, counts.retried), (1, 1));
+    assert_eq!(w.queued().len(), 1);
+    // Default backoff PT5S: due five seconds later, made by a tick (or a hand-off's drain).
+    w.set_time(T0 + 5_000);
+    let drained = w.hand_off(None).expect("drain");
+    assert_eq!((drained.attempts, drained.succeeded), (1, 1));
+    assert_eq!(w.attempts(&sub, &event).len(), 2);
+    assert!(w.queued().is_empty());
+}
+
+#[test]
+fn a_hand_off_that_died_mid_attempt_is_finished_by_the_tick_after_its_lease() {
+    let w = World::new();
+    let sub = w.subscribe(sink("https://a.example/in"));
+    let event = w.publish("1", "order.created.v1");
+    // The hand-off created the state and claimed it, then its instance died.
+    delivery::ensure(&w.store, &w.tenant, &sub.id, &event.id, Trigger::First, T0).expect("state");
+    delivery::claim(&w.store, &w.tenant, &sub.id, &event.id, "dead", T0, 60_000)
+        .expect("claim")
+        .expect("claimed");
+    // The tick files it for when the lease expires, and sends nothing before.
+    let first = w.tick();
+    assert_eq!((first.events, first.deliveries, first.attempts), (1, 1, 0));
+    w.set_time(T0 + 30_000);
+    assert_eq!(w.tick().attempts, 0);
+    w.set_time(T0 + 61_000);
+    let after = w.tick();
+    assert_eq!((after.attempts, after.succeeded), (1, 1));
+    assert_eq!(w.script.sent_to("https://a.example/in").len(), 1);
+}
+
+#[test]
+fn a_hand_off_whose_event_no_subscription_receives_only_drains() {
+    let w = World::new();
+    w.script.answer("https://a.example/in", vec![status(503)]);
+    let sub = w.subscribe(json!({
+        "name": "orders",
+        "sink": {"url": "https://a.example/in"},
+        "filter": {"typePrefix": "order."},
+    }));
+    let order = w.publish("1", "order.created.v1");
+    w.hand_off(Some(&order.id)).expect("attempted");
+    let other = w.publish("2", "invoice.paid.v1");
+    w.set_time(T0 + 5_000);
+    let counts = w.hand_off(Some(&other.id)).expect("drained");
+    assert_eq!(
+        (counts.deliveries, counts.attempts, counts.succeeded),
+        (0, 1, 1)
+    );
+    assert_eq!(w.attempts(&sub, &order).len(), 2);
+}
+
+#[test]
+fn expired_events_go_with_their_finished_deliveries_and_unfinished_ones_end_as_dead_letters() {
+    let w = World::new();
+    w.script
+        .answer("https://b.example/in", vec![status(503), status(503)]);
+    let a = w.subscribe(sink("https://a.example/in"));
+    let b = w.subscribe(sink("https://b.example/in"));
+    let c = w.subscribe(sink("https://c.example/in"));
+    let event = w.publish("1", "order.created.v1");
+    let first = w.tick();
+    assert_eq!((first.succeeded, first.retried), (2, 1));
+    store::delete(&w.store, &w.tenant, &c.id, T0 + 1_000).expect("deleted");
+    let deleted_index =
+        eventplane_core::keys::index(&w.tenant, crate::retention::DELETED_SUBSCRIPTIONS);
+    let listed = |w: &World| {
+        eventplane_core::index::all_members(&w.store, &deleted_index).expect("deleted list")
+    };
+    assert_eq!(listed(&w).len(), 1);
+
+    // One millisecond before the retention period ends, nothing goes.
+    let early =
+        crate::retention::purge(&w.store, &w.tenant, RETENTION_MS, T0 + RETENTION_MS - 1, 10);
+    assert_eq!(early.expect("purge").events, 0);
+    assert!(
+        get_event(&w.store, &w.tenant, &event.id)
+            .expect("read")
+            .is_some()
+    );
+
+    w.set_time(T0 + RETENTION_MS);
+    let purged = w.tick();
+    assert_eq!(purged.purged, 1);
+    assert!(
+        get_event(&w.store, &w.tenant, &event.id)
+            .expect("read")
+            .is_none()
+    );
+    for finished in [&a, &c] {
+        assert!(
+            delivery::get(&w.store, &w.tenant, &finished.id, &event.id)
+                .expect("read")
+                .is_none()
+        );
+        assert!(w.attempts(finished, &event).is_empty());
+    }
+    // b was waiting for a retry: that attempt found the event gone and ended it visibly.
+    assert_eq!(purged.dead_lettered, 1);
+    let dead = store::dead_letter(&w.store, &w.tenant, &b.id, &event.id).expect("dead letter");
+    assert!(dead.reason.contains("no longer retained"), "{dead:?}");
+    // The deleted subscription stays listed for one more retention period from its deletion.
+    assert_eq!(listed(&w).len(), 1);
+    w.set_time(T0 + 1_000 + RETENTION_MS + 1);
+    w.tick();
+    assert!(listed(&w).is_empty());
+    // That dead letter stays: it is what tells the user the event was never delivered.
+    assert_eq!(w.tick().purged, 0);
+    assert!(store::dead_letter(&w.store, &w.tenant, &b.id, &event.id).is_ok());
 }
