@@ -31,7 +31,7 @@ impl Transport for SpinTransport<'_> {
             token_url,
             client_id,
             client_secret,
-            ..
+            scope,
         } = auth
         else {
             return Err("not an OAuth 2.0 sink".to_owned());
@@ -42,6 +42,7 @@ impl Transport for SpinTransport<'_> {
             token_url,
             client_id,
             client_secret,
+            scope.as_deref(),
         ))
         .map(|token| format!("Bearer {token}"))
     }

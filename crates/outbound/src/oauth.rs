@@ -17,6 +17,15 @@ pub const REFRESH_MARGIN_SECONDS: u64 = 30;
 /// The form body of a token request.
 pub const TOKEN_REQUEST_BODY: &str = "grant_type=client_credentials";
 
+/// The form body of a client-credentials token request, with the `scope` parameter when one is
+/// asked for (RFC 6749 §4.4.2).
+pub fn token_request_body(scope: Option<&str>) -> String {
+    match scope.filter(|scope| !scope.is_empty()) {
+        Some(scope) => format!("{TOKEN_REQUEST_BODY}&scope={}", form_encode(scope)),
+        None => TOKEN_REQUEST_BODY.to_owned(),
+    }
+}
+
 /// The `Authorization` header of a token request (RFC 6749 §2.3.1).
 pub fn client_authorization(client_id: &str, client_secret: &str) -> String {
     basic_header(&form_encode(client_id), &form_encode(client_secret))
@@ -92,9 +101,15 @@ pub fn parse_token_response(
 /// The name under which tokens of one client at one endpoint are cached: a SHA-256 of the
 /// endpoint, the client id and the secret (so a changed secret never reuses an old token, and
 /// the cache key reveals nothing).
-pub fn cache_name(token_url: &str, client_id: &str, client_secret: &str) -> String {
+pub fn cache_name(
+    token_url: &str,
+    client_id: &str,
+    client_secret: &str,
+    scope: Option<&str>,
+) -> String {
     let mut hash = Sha256::new();
-    for part in [token_url, client_id, client_secret] {
+    let scope = scope.unwrap_or_default();
+    for part in [token_url, client_id, client_secret, scope] {
         hash.update((part.len() as u64).to_be_bytes());
         hash.update(part.as_bytes());
     }
@@ -165,14 +180,32 @@ mod tests {
     }
 
     #[test]
-    fn cache_names_differ_per_secret_and_hide_it() {
-        let a = cache_name("https://t", "id", "s1");
-        assert_ne!(a, cache_name("https://t", "id", "s2"));
+    fn cache_names_differ_per_secret_and_scope_and_hide_the_secret() {
+        let a = cache_name("https://t", "id", "s1", None);
+        assert_ne!(a, cache_name("https://t", "id", "s2", None));
         assert_ne!(
-            cache_name("https://t", "ab", "c"),
-            cache_name("https://t", "a", "bc")
+            cache_name("https://t", "ab", "c", None),
+            cache_name("https://t", "a", "bc", None)
+        );
+        assert_ne!(a, cache_name("https://t", "id", "s1", Some("read")));
+        assert_ne!(
+            cache_name("https://t", "id", "s1", Some("a")),
+            cache_name("https://t", "id", "s1", Some("b"))
         );
         assert_eq!(a.len(), 64);
         assert!(!a.contains("s1"));
+    }
+
+    #[test]
+    fn the_token_request_asks_for_the_scope_only_when_there_is_one() {
+        assert_eq!(token_request_body(None), "grant_type=client_credentials");
+        assert_eq!(
+            token_request_body(Some("")),
+            "grant_type=client_credentials"
+        );
+        assert_eq!(
+            token_request_body(Some("events.write orders:read")),
+            "grant_type=client_credentials&scope=events.write%20orders%3Aread"
+        );
     }
 }

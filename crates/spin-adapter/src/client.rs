@@ -234,7 +234,8 @@ async fn credential_headers(
             client_secret,
             url: token_url,
         }) => {
-            let token = oauth_token(store, tenant, token_url, client_id, client_secret).await?;
+            let token =
+                oauth_token(store, tenant, token_url, client_id, client_secret, None).await?;
             headers.push(("authorization".to_owned(), format!("Bearer {token}")));
         }
     }
@@ -251,18 +252,20 @@ fn unix_now() -> u64 {
 }
 
 /// An access token for the client: the cached one while it is good, else a new one from
-/// `token_url` (RFC 6749 §4.4), cached when the server says when it expires.
+/// `token_url` (RFC 6749 §4.4, asking for `scope` when given), cached per client and scope when
+/// the server says when it expires.
 pub async fn oauth_token(
     store: &dyn KvStore,
     tenant: &TenantId,
     token_url: &str,
     client_id: &str,
     client_secret: &str,
+    scope: Option<&str>,
 ) -> Result<String, String> {
     let key = keys::record(
         tenant,
         keys::OAUTH_TOKENS,
-        &oauth::cache_name(token_url, client_id, client_secret),
+        &oauth::cache_name(token_url, client_id, client_secret, scope),
     );
     let now = unix_now();
     if let Ok(Some(cached)) = store.get_json::<oauth::Token>(&key)
@@ -285,7 +288,7 @@ pub async fn oauth_token(
         Method::Post,
         token_url,
         &headers,
-        oauth::TOKEN_REQUEST_BODY.as_bytes().to_vec(),
+        oauth::token_request_body(scope).into_bytes(),
         TOKEN_RESPONSE_MAX_BYTES,
     )
     .await

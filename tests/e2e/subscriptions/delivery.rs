@@ -387,3 +387,37 @@ e2e_test! {
         shop.stop().await
     }
 }
+
+e2e_test! {
+    async fn an_oauth2_sink_gets_a_token_with_its_scope_once_and_reuses_it() -> anyhow::Result<()> {
+        let issuer = TestServer::start_with(|_| {
+            Reply::new(200, r#"{"access_token":"tok-1","token_type":"Bearer","expires_in":3600}"#)
+                .header("content-type", "application/json")
+        })
+        .await?;
+        let subscriber = TestServer::start(204, "").await?;
+        let shop = Shop::start_with(ENV).await?;
+        let subs = Api::new(&shop.r.app);
+        let mut body = subscription(&subscriber.url("/in"), j!({}));
+        body["sink"]["auth"] = j!({"oauth2": {"tokenUrl": issuer.url("/token"),
+            "clientId": "shop-sink", "clientSecret": "s3cret", "scope": "events.write"}});
+        subs.create(&body).await?;
+        for id in ["o-t1", "o-t2"] {
+            shop.client().structured(&order(id)).await?.expect(202, "publish")?;
+        }
+        assert_eq!(tick(&shop).await?["succeeded"], 2);
+        let received = subscriber.received();
+        assert_eq!(received.len(), 2);
+        assert!(received.iter().all(|r| r.header("authorization") == Some("Bearer tok-1")), "{received:?}");
+        // One token request (client credentials in Basic auth, the scope in the form), reused.
+        let asked = issuer.received();
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&asked[0].body),
+            "grant_type=client_credentials&scope=events.write"
+        );
+        let basic = base64::engine::general_purpose::STANDARD.encode("shop-sink:s3cret");
+        assert_eq!(asked[0].header("authorization"), Some(format!("Basic {basic}").as_str()));
+        shop.stop().await
+    }
+}
