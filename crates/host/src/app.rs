@@ -50,6 +50,8 @@ pub(crate) struct AppRuntime {
     pub(crate) kv: Arc<SqliteKv>,
     /// `host:port` the application is served on, for self requests and `spin-full-url`.
     authority: OnceLock<String>,
+    /// Idle outbound `http://` connections, shared by all components (Spin's connection pool).
+    pub(crate) connections: Arc<crate::pool::ConnectionPool>,
 }
 
 /// What it takes to load an application.
@@ -184,6 +186,7 @@ impl AppRuntime {
             router,
             kv,
             authority: OnceLock::new(),
+            connections: Arc::default(),
         });
         Ok((app, warnings))
     }

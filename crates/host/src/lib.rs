@@ -23,6 +23,7 @@ mod engine;
 mod key_value;
 mod kv_store;
 mod outbound;
+mod pool;
 mod server;
 mod state;
 mod traps;

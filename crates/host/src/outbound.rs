@@ -7,7 +7,8 @@
 //!   in-process, private components included;
 //! - dispatches relative URLs ("self" requests, also `http://self.alt/...`) to the application's
 //!   own router in-process;
-//! - sends everything else to the network.
+//! - sends everything else to the network, reusing `http://` connections as Spin's connection
+//!   pooling does (see [`crate::pool`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -137,6 +138,10 @@ async fn send(
             if !allowed.allows_uri(request.uri()) {
                 tracing::warn!(component = %component.id, "denied request to {}: not in allowed_outbound_hosts", request.uri());
                 return Err(Error::HttpRequestDenied);
+            }
+            if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+                let response = crate::pool::send(app.connections.clone(), request, options).await?;
+                return Ok((response, done()));
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((response.map(BodyExt::boxed_unsync), Box::new(io)))
