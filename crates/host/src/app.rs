@@ -282,6 +282,13 @@ impl AppRuntime {
         }
         match self.call(&component, req).await {
             Ok(response) => response,
+            Err(e)
+                if e.chain()
+                    .any(|cause| cause.is::<wasmtime::PoolConcurrencyLimitError>()) =>
+            {
+                tracing::warn!(component = %component.id, "refused: {e}");
+                overloaded()
+            }
             Err(e) => {
                 tracing::error!(component = %component.id, "request failed: {e:?}");
                 empty(StatusCode::INTERNAL_SERVER_ERROR)
@@ -405,6 +412,36 @@ impl AppRuntime {
             .map(|(route, id)| (route.to_string(), id.to_string()))
             .collect()
     }
+}
+
+/// The answer when every instance slot is taken (more than
+/// [`MAX_CONCURRENT_INSTANCES`](crate::engine::MAX_CONCURRENT_INSTANCES) requests at once): `503`
+/// with `Retry-After: 1`, so that clients back off instead of seeing a server error.
+fn overloaded() -> http::Response<HyperOutgoingBody> {
+    let body = serde_json::json!({"error": {
+        "code": "OVERLOADED",
+        "message": format!(
+            "the server is handling its maximum of {} requests at once; retry shortly",
+            crate::engine::MAX_CONCURRENT_INSTANCES
+        ),
+        "details": [],
+    }});
+    let mut response = http::Response::new(
+        Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn empty(status: StatusCode) -> http::Response<HyperOutgoingBody> {

@@ -23,6 +23,10 @@ use serde_json::{Value, json};
 
 const ADMIN: &str = "bench-admin-token";
 
+/// The allocator the `eventplane` binary uses, so that the in-process host runs as it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// POSTs a GraphQL document with the admin token; its `data`.
 async fn graphql(
     http: &reqwest::Client,
