@@ -351,6 +351,48 @@ e2e_test! {
 }
 
 e2e_test! {
+    async fn a_publish_no_subscription_receives_still_drains_due_retries() -> anyhow::Result<()> {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let subscriber = TestServer::start_with(move |_| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                Reply::new(503, "busy")
+            } else {
+                Reply::new(200, "ok")
+            }
+        })
+        .await?;
+        let shop = Shop::start_with(HANDOFF_ENV).await?;
+        let mut body = subscription(&subscriber.url("/in"), j!({"backoffDelay": "PT0.2S"}));
+        body["filter"] = j!({"attributes": {"region": "eu"}});
+        Api::new(&shop.r.app).create(&body).await?;
+        let mut eu = order("o-eu");
+        eu["region"] = j!("eu");
+        shop.client().structured(&eu).await?.expect(202, "publish")?;
+        let started = Instant::now();
+        while calls.load(Ordering::SeqCst) < 1 && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the hand-off's first attempt");
+        // Once the retry is due, an event the subscription does not receive is published: its
+        // hand-off makes the due retry. No tick runs in this test.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        shop.client().structured(&order("o-us")).await?.expect(202, "publish")?;
+        let started = Instant::now();
+        while calls.load(Ordering::SeqCst) < 2 && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ids: Vec<Option<String>> = subscriber
+            .received()
+            .iter()
+            .map(|r| r.header("ce-id").map(str::to_owned))
+            .collect();
+        assert_eq!(ids, [Some("o-eu".to_owned()), Some("o-eu".to_owned())]);
+        shop.stop().await
+    }
+}
+
+e2e_test! {
     async fn events_past_their_retention_are_purged_with_their_delivery_records() -> anyhow::Result<()> {
         // 0.0005 hours: events are kept 1.8 s.
         let env = [ENV, &[("SPIN_VARIABLE_EVENT_RETENTION_HOURS", "0.0005")]].concat();
