@@ -298,6 +298,9 @@ impl Drop for SqliteKv {
 
 /// The writer thread: waits for a write, takes every other write already waiting, applies
 /// them in one transaction, commits once and answers them all.
+/// A group commit slower than this is logged.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn write_loop(conn: Connection, jobs: &mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
@@ -307,7 +310,13 @@ fn write_loop(conn: Connection, jobs: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let outcomes = commit_group(&conn, &group);
+        let took = started.elapsed();
+        if took > SLOW_COMMIT {
+            // Storage stalls show up here first (every write of the group waited for it).
+            tracing::warn!("key-value commit of {} writes took {took:?}", group.len());
+        }
         for (job, outcome) in group.into_iter().zip(outcomes) {
             // The requester may have gone (its instance was cancelled); the write stands.
             let _ = job.reply.send(outcome);
