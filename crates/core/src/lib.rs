@@ -47,5 +47,5 @@ pub use ids::{
     SubscriptionId, TenantId, WebhookId,
 };
 pub use keys::Key;
-pub use memory::MemoryStore;
+pub use memory::{CasHookStore, MemoryStore};
 pub use store::{IndexPage, KvStore, KvStoreExt, MAX_INDEX_PAGE, MAX_UPDATE_ATTEMPTS, StoreError};

@@ -105,6 +105,58 @@ impl KvStore for MemoryStore {
     }
 }
 
+/// A [`MemoryStore`] whose compare-and-swap first calls a hook, for tests that stage a race at
+/// the exact moment of a swap. The hook gets the inner store, the key, the expected and the new
+/// value; it may change the inner store (another writer getting there first), and it answers
+/// `Some(outcome)` to decide the swap itself or `None` to let it happen as usual.
+pub struct CasHookStore<F> {
+    /// The store every call goes to.
+    pub inner: MemoryStore,
+    hook: F,
+}
+
+impl<F> CasHookStore<F>
+where
+    F: Fn(&MemoryStore, &Key, Option<&[u8]>, &[u8]) -> Result<Option<bool>, StoreError>,
+{
+    /// `inner` with `hook` before each compare-and-swap.
+    pub fn new(inner: MemoryStore, hook: F) -> Self {
+        Self { inner, hook }
+    }
+}
+
+impl<F> KvStore for CasHookStore<F>
+where
+    F: Fn(&MemoryStore, &Key, Option<&[u8]>, &[u8]) -> Result<Option<bool>, StoreError>,
+{
+    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+    fn exists(&self, key: &Key) -> Result<bool, StoreError> {
+        self.inner.exists(key)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        match (self.hook)(&self.inner, key, expected, new)? {
+            Some(outcome) => Ok(outcome),
+            None => self.inner.compare_and_swap(key, expected, new),
+        }
+    }
+    fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,51 +267,20 @@ mod tests {
         Ok(())
     }
 
-    /// A store whose every compare-and-swap loses, as if another writer always got there first.
-    struct AlwaysLoses {
-        inner: MemoryStore,
-        attempts: Cell<u32>,
-    }
-
-    impl KvStore for AlwaysLoses {
-        fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.get(key)
-        }
-        fn set(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
-            self.inner.set(key, value)
-        }
-        fn delete(&self, key: &Key) -> Result<(), StoreError> {
-            self.inner.delete(key)
-        }
-        fn exists(&self, key: &Key) -> Result<bool, StoreError> {
-            self.inner.exists(key)
-        }
-        fn compare_and_swap(
-            &self,
-            _: &Key,
-            _: Option<&[u8]>,
-            _: &[u8],
-        ) -> Result<bool, StoreError> {
-            self.attempts.set(self.attempts.get() + 1);
-            Ok(false)
-        }
-        fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
-            self.inner.increment(key, delta)
-        }
-    }
-
     #[test]
     fn update_json_gives_up_with_conflict_instead_of_overwriting() -> Result<(), Error> {
-        let store = AlwaysLoses {
-            inner: MemoryStore::new(),
-            attempts: Cell::new(0),
-        };
+        // Every compare-and-swap loses, as if another writer always got there first.
+        let attempts = Cell::new(0);
+        let store = crate::CasHookStore::new(MemoryStore::new(), |_, _, _, _| {
+            attempts.set(attempts.get() + 1);
+            Ok(Some(false))
+        });
         store.set_json(&key("a"), &Counter { n: 7 })?;
         let err = store
             .update_json(&key("a"), |_: Option<Counter>| Ok(Counter { n: 0 }))
             .unwrap_err();
         assert_eq!(err.code(), "CONFLICT");
-        assert_eq!(store.attempts.get(), MAX_UPDATE_ATTEMPTS);
+        assert_eq!(attempts.get(), MAX_UPDATE_ATTEMPTS);
         assert_eq!(store.get_json(&key("a"))?, Some(Counter { n: 7 }));
         Ok(())
     }

@@ -92,17 +92,7 @@ impl World {
         )
     }
     fn tick(&self) -> Counts {
-        let (now, random) = self.env();
-        let env = Env {
-            store: &self.store,
-            tenant: &self.tenant,
-            transport: &self.script,
-            now_ms: &now,
-            random: &random,
-            lease_ms: 60_000,
-            retention_ms: RETENTION_MS,
-        };
-        tick(&env, 5_000).expect("tick")
+        self.with_env(|env| tick(env, 5_000)).expect("tick")
     }
     fn subscribe(&self, body: Value) -> Subscription {
         let input = SubscriptionInput::parse(&body).expect("valid subscription");

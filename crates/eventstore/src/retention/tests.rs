@@ -1,12 +1,15 @@
 //! Tests of retention: what a purge removes and keeps, where it stops, and concurrent purges.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 
 use eventplane_core::keys::{
     self, EVENT_CLAIMS, EVENT_SEQUENCE, EVENTS_BY_SEQUENCE, PENDING_EVENTS,
 };
-use eventplane_core::{Error, EventId, Key, KvStore, KvStoreExt, MemoryStore, StoreError};
+use eventplane_core::{
+    CasHookStore, Error, EventId, Key, KvStore, KvStoreExt, MemoryStore, StoreError,
+};
 
 use super::{Purged, purge_expired, purged_up_to};
 use crate::event::identity;
@@ -441,61 +444,28 @@ fn an_entry_of_a_young_event_filed_again_is_deleted_once_settled() -> Result<(),
     Ok(())
 }
 
-/// A store in which, just before a purge marks a record, another purge removes that event and
-/// the publisher publishes it again (a new record under the same key).
-struct RepublishedMeanwhile {
-    inner: MemoryStore,
-    fired: std::sync::atomic::AtomicBool,
-}
-
-impl KvStore for RepublishedMeanwhile {
-    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        self.inner.delete(key)
-    }
-    fn exists(&self, key: &Key) -> Result<bool, StoreError> {
-        self.inner.exists(key)
-    }
-    fn compare_and_swap(
-        &self,
-        key: &Key,
-        expected: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool, StoreError> {
-        let backend = |e: Error| StoreError::Backend(e.to_string());
-        let id = identity("/applications/shop", "1").map_err(backend)?;
-        if *key == keys::record_for(&tenant(), &id.id)
-            && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            let other = purge_expired(&self.inner, &tenant(), RETENTION, NOW + RETENTION, 1)
-                .map_err(backend)?;
-            assert_eq!(other.events, 1);
-            let again = store_event(&self.inner, &tenant(), event("1"), NOW + RETENTION)
-                .map_err(backend)?;
-            assert!(!again.duplicate);
-        }
-        self.inner.compare_and_swap(key, expected, new)
-    }
-    fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
-        self.inner.increment(key, delta)
-    }
-}
-
 #[test]
 fn a_stale_purge_never_deletes_an_event_published_again() -> Result<(), Error> {
-    let store = RepublishedMeanwhile {
-        inner: MemoryStore::spin_sqlite_like(),
-        fired: false.into(),
-    };
+    // Just before this purge marks the record, another purge removes that event and the
+    // publisher publishes it again (a new record under the same key).
+    let fired = AtomicBool::new(false);
+    let store = CasHookStore::new(MemoryStore::spin_sqlite_like(), |inner, key, _, _| {
+        let backend = |e: Error| StoreError::Backend(e.to_string());
+        let id = identity("/applications/shop", "1").map_err(backend)?;
+        if *key == keys::record_for(&tenant(), &id.id) && !fired.swap(true, Ordering::SeqCst) {
+            let other =
+                purge_expired(inner, &tenant(), RETENTION, NOW + RETENTION, 1).map_err(backend)?;
+            assert_eq!(other.events, 1);
+            let again =
+                store_event(inner, &tenant(), event("1"), NOW + RETENTION).map_err(backend)?;
+            assert!(!again.duplicate);
+        }
+        Ok(None)
+    });
     publish(&store.inner, "1", NOW)?;
     dispatch_all(&store.inner)?;
     let stale = purge_expired(&store, &tenant(), RETENTION, NOW + RETENTION, 10)?;
-    assert!(store.fired.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(fired.load(Ordering::SeqCst));
     assert_eq!(stale.events, 0, "its record changed: it stops");
     assert!(stale.more);
     // The new event is whole: record, claim and log entry, and the dispatcher gets it.
