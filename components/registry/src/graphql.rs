@@ -12,6 +12,7 @@ use futures::StreamExt as _;
 use serde_json::json;
 use spin_sdk::http::{IncomingRequest, Method, Response};
 
+use crate::bus::ChainedBusChecker;
 use crate::config::Config;
 use crate::fetcher::ChainedFetcher;
 
@@ -135,8 +136,12 @@ pub async fn serve(request: IncomingRequest) -> Response {
         admin_token: config.admin_token.clone(),
         fetch_timeout: config.fetch_timeout,
     });
+    let bus_checker = Arc::new(ChainedBusChecker {
+        admin_token: config.admin_token.clone(),
+    });
     let scope = RequestScope::new(store.clone(), tenant.clone(), config.registry.clone())
-        .with_fetcher(fetcher);
+        .with_fetcher(fetcher)
+        .with_bus_checker(bus_checker);
     let response = schema().execute(scope.attach(gql_request)).await;
     if method == Method::Post {
         crate::webhooks::deliver_pending(&*store, &tenant).await;

@@ -10,6 +10,7 @@
     reason = "spin-sdk's #[http_component] expands to unsafe resource-handle conversions"
 )]
 
+mod bus;
 mod config;
 mod fetcher;
 mod graphql;

@@ -20,8 +20,10 @@ pub use eventplane_outbound::auth::SECRET_MASK;
 /// optionally a CSRF token to fetch first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Auth {
-    /// The credential to present.
-    pub credential: Credential,
+    /// The credential to present, if any (an auth may carry only headers, e.g. a static bearer
+    /// token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<Credential>,
     /// Headers to add to the call.
     #[serde(default, skip_serializing_if = "HttpHeaders::is_empty")]
     pub additional_headers: HttpHeaders,
@@ -52,7 +54,7 @@ impl Auth {
     /// The auth of a call out, as `eventplane-outbound` applies it.
     pub fn to_request_auth(&self) -> RequestAuth {
         RequestAuth {
-            credential: Some(self.credential.clone()),
+            credential: self.credential.clone(),
             headers: self.additional_headers.0.clone(),
             query_params: self.additional_query_params.0.clone(),
             csrf: self.csrf.as_ref().map(|csrf| CsrfAuth {
@@ -145,9 +147,9 @@ fn non_empty<T: Clone>(value: &T, is_empty: bool) -> Option<T> {
 /// How eventplane authenticates a call. Secrets are masked.
 #[Object(name = "Auth")]
 impl Auth {
-    /// The credential (secrets masked).
-    async fn credential(&self) -> CredentialData {
-        CredentialData::from(&self.credential)
+    /// The credential (secrets masked); null when the auth is only headers or parameters.
+    async fn credential(&self) -> Option<CredentialData> {
+        self.credential.as_ref().map(CredentialData::from)
     }
 
     /// Headers added to the call.
@@ -240,8 +242,9 @@ pub(crate) struct CredentialRequestAuthInput {
 /// How eventplane is to authenticate a call.
 #[derive(InputObject)]
 pub(crate) struct AuthInput {
-    /// The credential to present.
-    credential: CredentialDataInput,
+    /// The credential to present; may be left out when the headers (e.g. a static
+    /// `Authorization`) or query parameters are the whole authentication.
+    credential: Option<CredentialDataInput>,
     /// Headers to add to the call.
     additional_headers: Option<HttpHeaders>,
     /// Query parameters to add to the call.
@@ -253,9 +256,25 @@ pub(crate) struct AuthInput {
 impl AuthInput {
     /// Validates the input (`field` names it in errors) into the stored model.
     pub(crate) fn into_auth(self, field: &str) -> Result<Auth, Error> {
-        let credential = self
-            .credential
-            .into_credential(&format!("{field}.credential"))?;
+        let credential = match self.credential {
+            Some(credential) => Some(credential.into_credential(&format!("{field}.credential"))?),
+            None => None,
+        };
+        let headers_or_params = self
+            .additional_headers
+            .as_ref()
+            .is_some_and(|h| !h.is_empty())
+            || self
+                .additional_query_params
+                .as_ref()
+                .is_some_and(|p| !p.is_empty());
+        if credential.is_none() && !headers_or_params {
+            return Err(Error::invalid(
+                format!("{field}.credential"),
+                "is required unless additionalHeaders or additionalQueryParams carry the \
+                 authentication",
+            ));
+        }
         let csrf = match self.request_auth.and_then(|request_auth| request_auth.csrf) {
             None => None,
             Some(csrf) => {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_graphql::{Context, Request};
-use eventplane_core::{Error, KvStore, TenantId};
+use eventplane_core::{ApiId, Error, KvStore, TenantId};
 use eventplane_outbound::{FetchJob, FetchOutcome};
 
 use crate::time::Timestamp;
@@ -77,6 +77,23 @@ impl SpecFetcher for NoFetcher {
     }
 }
 
+/// Checks an event API's external subscriptions against the bus right after they are
+/// registered (in the application, the dispatcher by service chaining), recording the outcome
+/// in each subscription's state. A port, like [`SpecFetcher`].
+pub trait BusChecker: Send + Sync {
+    /// Checks the external subscriptions of API `api` of `tenant`. Never an error: the outcome
+    /// is in the subscriptions' state.
+    fn check(&self, tenant: &TenantId, api: &ApiId);
+}
+
+/// No bus checker configured: subscriptions are first checked by the dispatcher's next tick.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBusChecker;
+
+impl BusChecker for NoBusChecker {
+    fn check(&self, _tenant: &TenantId, _api: &ApiId) {}
+}
+
 /// The default of `spec_max_bytes` (1 MiB).
 pub const DEFAULT_SPEC_MAX_BYTES: usize = 1024 * 1024;
 
@@ -123,6 +140,8 @@ pub struct RequestScope {
     pub clock: Arc<dyn Clock>,
     /// Who fetches specs of fetch requests.
     pub fetcher: Arc<dyn SpecFetcher>,
+    /// Who checks external subscriptions once registered.
+    pub bus_checker: Arc<dyn BusChecker>,
 }
 
 impl RequestScope {
@@ -134,7 +153,15 @@ impl RequestScope {
             config,
             clock: Arc::new(SystemClock),
             fetcher: Arc::new(NoFetcher),
+            bus_checker: Arc::new(NoBusChecker),
         }
+    }
+
+    /// The same scope with another bus checker.
+    #[must_use]
+    pub fn with_bus_checker(mut self, checker: Arc<dyn BusChecker>) -> Self {
+        self.bus_checker = checker;
+        self
     }
 
     /// The same scope with another spec fetcher.

@@ -110,9 +110,10 @@ impl ApiRecord {
         self.auth.as_ref()
     }
 
-    /// Subscriptions on external event buses where the application publishes these events.
-    async fn external_subscriptions(&self) -> &Vec<ExternalSubscription> {
-        &self.external_subscriptions
+    /// Subscriptions on external event buses where the application publishes these events,
+    /// each with the state of its consumption.
+    async fn external_subscriptions(&self) -> Vec<crate::bus::ExternalSubscriptionView<'_>> {
+        crate::bus::views(self)
     }
 
     /// The version.
@@ -245,6 +246,7 @@ pub(crate) struct PreparedApi {
     spec: SpecRecord,
     auth: Option<Auth>,
     external_subscriptions: Vec<ExternalSubscription>,
+    bus: Vec<eventplane_bus::BusSubscription>,
     version: Option<Version>,
     catalog: Vec<CatalogEvent>,
 }
@@ -283,6 +285,7 @@ impl PreparedApi {
             spec: self.spec,
             auth: self.auth,
             external_subscriptions: self.external_subscriptions,
+            bus: self.bus,
             version: self.version,
             catalog: self.catalog,
             created_at,
@@ -305,7 +308,7 @@ pub(crate) fn prepare(
         .enumerate()
         .map(|(i, sub)| {
             let field = format!("{field}.externalSubscriptions[{i}]");
-            Ok(ExternalSubscription {
+            let subscription = ExternalSubscription {
                 url: validate::http_url(&format!("{field}.url"), sub.url)?,
                 auth: auth::optional_auth(sub.auth, &format!("{field}.auth"))?,
                 topic: validate::required_text(
@@ -314,9 +317,13 @@ pub(crate) fn prepare(
                     MAX_SHORT_TEXT,
                 )?,
                 attributes: sub.attributes,
-            })
+            };
+            let validated = crate::bus::validate(&subscription, &field)?;
+            Ok((subscription, validated))
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    let (external_subscriptions, bus): (Vec<_>, Vec<_>) =
+        external_subscriptions.into_iter().unzip();
     let version = match input.version {
         None => None,
         Some(version) => Some(Version {
@@ -345,6 +352,7 @@ pub(crate) fn prepare(
         spec,
         auth: auth::optional_auth(input.auth, &format!("{field}.auth"))?,
         external_subscriptions,
+        bus,
         version,
         catalog,
     })
@@ -568,6 +576,7 @@ pub(crate) fn add(
         remove_from_existing(store, &index, record.id.as_str())?;
         return Err(applications::not_found(app_id));
     }
+    crate::bus::registered(scope, &record, &[])?;
     outbox::notify(scope, &app, &[Change::event_api(&record.id, Action::Added)]);
     Ok(record)
 }
@@ -585,12 +594,15 @@ pub(crate) fn update(
     }
     prepared.fetch_if_needed(scope);
     let now = scope.now();
+    let mut before = Vec::new();
     let updated = update_existing(scope.store(), &key, |current: ApiRecord| {
+        before.clone_from(&current.bus);
         Ok(prepared
             .clone()
             .into_record(current.id, current.app_id, current.created_at, now))
     })?
     .ok_or_else(|| not_found(id))?;
+    crate::bus::registered(scope, &updated, &before)?;
     if let Ok(app) = applications::load(scope, &updated.app_id) {
         outbox::notify(scope, &app, &[Change::event_api(id, Action::Updated)]);
     }
@@ -640,6 +652,7 @@ pub(crate) fn delete(scope: &RequestScope, id: &ApiId) -> Result<ApiRecord, Erro
     let store = scope.store();
     store.delete(&keys::record_for(&scope.tenant, id))?;
     remove_from_existing(store, &index_of(scope, &record.app_id), id.as_str())?;
+    crate::bus::forget_all(scope, &record)?;
     if let Ok(app) = applications::load(scope, &record.app_id) {
         outbox::notify(scope, &app, &[Change::event_api(id, Action::Deleted)]);
     }
@@ -652,7 +665,11 @@ pub(crate) fn delete_all_of(scope: &RequestScope, app_id: &AppId) -> Result<Vec<
     let index = index_of(scope, app_id);
     let mut deleted = Vec::new();
     for member in all_members(store, &index)? {
-        store.delete(&keys::record(&scope.tenant, ApiId::KIND, &member))?;
+        let key = keys::record(&scope.tenant, ApiId::KIND, &member);
+        if let Some(record) = store.get_json::<ApiRecord>(&key)? {
+            crate::bus::forget_all(scope, &record)?;
+        }
+        store.delete(&key)?;
         if let Ok(id) = member.parse() {
             deleted.push(id);
         }

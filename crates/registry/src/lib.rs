@@ -35,6 +35,7 @@
 
 mod applications;
 mod auth;
+mod bus;
 mod context;
 mod credentials;
 mod errors;
@@ -52,8 +53,8 @@ mod webhooks;
 
 pub use auth::{Auth, Credential, CsrfTokenAuth, SECRET_MASK};
 pub use context::{
-    Clock, DEFAULT_SPEC_MAX_BYTES, FixedClock, NoFetcher, RegistryConfig, RequestScope,
-    SharedStore, SpecFetcher, SystemClock,
+    BusChecker, Clock, DEFAULT_SPEC_MAX_BYTES, FixedClock, NoBusChecker, NoFetcher, RegistryConfig,
+    RequestScope, SharedStore, SpecFetcher, SystemClock,
 };
 pub use credentials::{TokenSettings, issue_token};
 pub use errors::{ErrorCode, ErrorCodes, to_graphql_error};

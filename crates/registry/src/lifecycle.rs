@@ -17,7 +17,7 @@ use crate::applications::{self, ApplicationInput};
 use crate::context::RequestScope;
 use crate::credentials;
 use crate::event_apis::{self, PreparedApi};
-use crate::model::{AppRecord, ApplicationStatus, ApplicationStatusCondition};
+use crate::model::{ApiRecord, AppRecord, ApplicationStatus, ApplicationStatusCondition};
 use crate::names;
 use crate::outbox::{self, Action, Change};
 use crate::scalars::Labels;
@@ -159,6 +159,9 @@ fn write_new(
         store.set_json(&keys::record_for(tenant, &api.id), api)?;
     }
     add_to_tenant_index(store, tenant, APPLICATIONS, app.id.as_str())?;
+    for api in &apis {
+        crate::bus::registered(scope, api, &[])?;
+    }
     Ok(apis.into_iter().map(|api| api.id).collect())
 }
 
@@ -255,7 +258,11 @@ fn replace_event_apis(
     let index = event_apis::index_of(scope, &app.id);
     let mut changes = Vec::new();
     for member in all_members(store, &index)? {
-        store.delete(&keys::record(&scope.tenant, ApiId::KIND, &member))?;
+        let key = keys::record(&scope.tenant, ApiId::KIND, &member);
+        if let Some(record) = store.get_json::<ApiRecord>(&key)? {
+            crate::bus::forget_all(scope, &record)?;
+        }
+        store.delete(&key)?;
         remove_from_existing(store, &index, &member)?;
         if let Ok(id) = member.parse::<ApiId>() {
             changes.push(Change::event_api(&id, Action::Deleted));
@@ -270,6 +277,7 @@ fn replace_event_apis(
             store.delete(&key)?;
             return Err(applications::not_found(&app.id));
         }
+        crate::bus::registered(scope, &record, &[])?;
         changes.push(Change::event_api(&record.id, Action::Added));
     }
     Ok(changes)

@@ -5,6 +5,7 @@
 //! objects built on them mask every secret ([`crate::auth`]).
 
 use async_graphql::{Enum, SimpleObject};
+use eventplane_bus::BusSubscription;
 use eventplane_core::{ApiId, AppId, ClientId, WebhookId};
 use serde::{Deserialize, Serialize};
 
@@ -153,9 +154,9 @@ pub(crate) struct SpecRecord {
     pub fetch_request: Option<FetchRequestRecord>,
 }
 
-/// A subscription on an external event bus from which eventplane consumes the API's events.
-#[derive(SimpleObject, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[graphql(name = "EventAPISubscription")]
+/// A subscription on an external event bus from which eventplane consumes the API's events,
+/// as given (its GraphQL object is in [`crate::bus`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ExternalSubscription {
     /// The subscription's URL, e.g. a Google Cloud Pub/Sub subscription.
     pub url: String,
@@ -187,6 +188,10 @@ pub(crate) struct ApiRecord {
     pub spec: SpecRecord,
     pub auth: Option<Auth>,
     pub external_subscriptions: Vec<ExternalSubscription>,
+    /// The external subscriptions as validated for the dispatcher and the gateway, in the same
+    /// order (see `eventplane_bus`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bus: Vec<BusSubscription>,
     pub version: Option<Version>,
     /// Derived from `spec.data`; empty until a spec is known.
     pub catalog: Vec<CatalogEvent>,

@@ -47,8 +47,10 @@ fn adding_an_event_api_queues_a_configuration_changed_notification() -> Result<(
     assert_eq!(notification.url, "https://shop.example.com/hook");
     assert_eq!(notification.application_id.as_str(), app);
     assert_eq!(notification.attempts, 0);
-    let Some(Credential::Basic { username, password }) =
-        notification.auth.as_ref().map(|a| &a.credential)
+    let Some(Credential::Basic { username, password }) = notification
+        .auth
+        .as_ref()
+        .and_then(|a| a.credential.as_ref())
     else {
         panic!("expected basic auth, got {:?}", notification.auth);
     };

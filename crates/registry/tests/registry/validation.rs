@@ -181,3 +181,59 @@ fn descriptions_and_names_are_bounded() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn external_subscriptions_must_be_pubsub_subscriptions_with_known_attributes() -> Result<()> {
+    let h = Harness::new();
+    let external = |sub: serde_json::Value| {
+        let mut api = api_input("e", SHOP_SPEC);
+        api["externalSubscriptions"] = json!([sub]);
+        json!({"name": "a", "eventAPIs": [api]})
+    };
+    let url = "https://pubsub.googleapis.com/v1/projects/shop/subscriptions/orders";
+    let topic = "projects/shop/topics/orders";
+    let err = h.error(
+        CREATE,
+        json!({"in": external(json!({"url": "https://bus.example.com/queue/x", "topic": "orders",
+            "attributes": {"maxMessages": "5000", "colour": "blue"}}))}),
+    )?;
+    assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT", "{err}");
+    let fields: Vec<&str> = err["extensions"]["details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["field"].as_str())
+        .collect();
+    let at = "in.eventAPIs[0].externalSubscriptions[0]";
+    assert_eq!(
+        fields,
+        [
+            format!("{at}.url"),
+            format!("{at}.topic"),
+            format!("{at}.attributes.colour"),
+            format!("{at}.attributes.maxMessages"),
+        ],
+        "{err}"
+    );
+    assert!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/v1/projects/<project>/subscriptions/<subscription>")),
+        "the message names what is supported: {err}"
+    );
+    // an auth with nothing in it is refused; headers alone (a static token) are enough
+    let err = h.error(
+        CREATE,
+        json!({"in": external(json!({"url": url, "topic": topic, "auth": {}}))}),
+    )?;
+    assert_eq!(
+        err["extensions"]["details"][0]["field"],
+        format!("{at}.auth.credential"),
+        "{err}"
+    );
+    assert!(h.keys().is_empty(), "nothing is stored for a refused input");
+    h.create_app(external(json!({"url": url, "topic": topic,
+        "attributes": {"mode": "push", "maxMessages": "1000", "ackDeadlineSeconds": "600"},
+        "auth": {"additionalHeaders": {"authorization": ["Bearer static"]}}})))?;
+    Ok(())
+}

@@ -78,7 +78,8 @@ fn secrets_are_stored_but_never_returned_in_clear() -> Result<()> {
     api["auth"] = basic_with_csrf();
     api["spec"]["fetchRequest"] = json!({"url": "https://specs.example.com/a.yaml",
         "auth": {"credential": {"basic": {"username": "f", "password": "fetch-secret"}}}});
-    api["externalSubscriptions"] = json!([{"url": "https://bus.example.com/sub", "topic": "t",
+    api["externalSubscriptions"] = json!([{"url": "https://bus.example.com/v1/projects/p/subscriptions/s",
+        "topic": "projects/p/topics/t",
         "auth": {"credential": {"oauth": {"clientId": "bus", "clientSecret": "bus-secret",
                                           "url": "https://bus.example.com/token"}}}}]);
     let app = h.create_app(json!({
