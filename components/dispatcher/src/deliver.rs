@@ -68,7 +68,8 @@ impl Transport for SpinTransport<'_> {
     }
 }
 
-fn now_ms() -> u64 {
+/// Unix milliseconds.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

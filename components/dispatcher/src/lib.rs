@@ -10,12 +10,15 @@
     reason = "spin-sdk's #[http_component] expands to unsafe resource-handle conversions"
 )]
 
+mod bus;
 mod deliver;
 
 use eventplane_core::Error;
 use eventplane_dispatch::Timestamp;
 use eventplane_dispatch::api::{self, Endpoint, MAX_BODY_BYTES, Operation, Reply};
-use eventplane_spin::request::{header, read_body, require_admin, tenant, variable};
+use eventplane_spin::request::{
+    header, number_variable, read_body, require_admin, tenant, variable,
+};
 use eventplane_spin::{Router, SpinStore, error_response, json_response};
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
@@ -42,16 +45,28 @@ fn routes() -> Router<Endpoint> {
 /// due work that every publish brings).
 pub const HANDOFF_PATH: &str = "/dispatcher/deliver";
 
+/// The registry's request to check the external subscriptions of an event API it just
+/// stored, by service chaining only: `POST http://dispatcher.spin.internal/dispatcher/bus/check`
+/// with the admin token, the `Tenant` header and `{"apiId": "api_…"}`.
+pub const BUS_CHECK_PATH: &str = "/dispatcher/bus/check";
+
 /// Handles one request. The body is read only once the route is known.
 #[http_component]
 async fn handle(request: IncomingRequest) -> Response {
-    if request.method() == Method::Post
-        && request.path_with_query().unwrap_or_default() == HANDOFF_PATH
-    {
-        return match run_hand_off(request).await {
-            Ok(counts) => json_response(200, &counts),
-            Err(err) => error_response(&err),
-        };
+    if request.method() == Method::Post {
+        let path = request.path_with_query().unwrap_or_default();
+        if path == HANDOFF_PATH {
+            return match run_hand_off(request).await {
+                Ok(counts) => json_response(200, &counts),
+                Err(err) => error_response(&err),
+            };
+        }
+        if path == BUS_CHECK_PATH {
+            return match run_bus_check(request).await {
+                Ok(answer) => json_response(200, &answer),
+                Err(err) => error_response(&err),
+            };
+        }
     }
     let (endpoint, id, event_id) = match routes().resolve_request(&request) {
         Ok(matched) => (
@@ -83,10 +98,13 @@ async fn handle(request: IncomingRequest) -> Response {
     }
 }
 
-/// `POST /dispatcher/tick[?budgetMs=N]`: the tenant's pending events and due attempts, for at
-/// most `N` ms (default [`deliver::DEFAULT_TICK_BUDGET_MS`], at most
-/// [`deliver::MAX_TICK_BUDGET_MS`]); answers the counts.
-fn run_tick(request: &IncomingRequest) -> Result<eventplane_dispatch::engine::Counts, Error> {
+/// `POST /dispatcher/tick[?budgetMs=N]`: pulls the tenant's external subscriptions (for at most
+/// half the budget) and hands the events stored to parallel deliveries (unless
+/// `delivery_handoff` is `false`), then its pending events and due attempts, for at most `N` ms
+/// in all
+/// (default [`deliver::DEFAULT_TICK_BUDGET_MS`], at most [`deliver::MAX_TICK_BUDGET_MS`]);
+/// answers the counts, the pulling's under `bus`.
+fn run_tick(request: &IncomingRequest) -> Result<serde_json::Value, Error> {
     require_admin(request, &variable("admin_token")?)?;
     let tenant = tenant(request, &variable("default_tenant")?)?;
     let path = request.path_with_query().unwrap_or_default();
@@ -100,7 +118,49 @@ fn run_tick(request: &IncomingRequest) -> Result<eventplane_dispatch::engine::Co
         }
     }
     let store = SpinStore::open_default()?;
-    deliver::tick(&store, &tenant, budget)
+    let budget = budget.min(deliver::MAX_TICK_BUDGET_MS);
+    let started = deliver::now_ms();
+    let max_event_bytes: u64 = number_variable("max_event_bytes")?;
+    let pulled = bus::pull(
+        &store,
+        &tenant,
+        max_event_bytes,
+        &deliver::now_ms,
+        started.saturating_add(budget / 2),
+    )?;
+    if !pulled.events.is_empty()
+        && variable("delivery_handoff").map_or(true, |value| value.trim() != "false")
+    {
+        bus::hand_off(&variable("admin_token")?, &tenant, &pulled.events);
+    }
+    let spent = deliver::now_ms().saturating_sub(started);
+    let counts = deliver::tick(&store, &tenant, budget.saturating_sub(spent))?;
+    let mut answer = serde_json::to_value(counts)
+        .map_err(|e| Error::internal_with("encoding the tick's counts", e))?;
+    if let Some(fields) = answer.as_object_mut() {
+        fields.insert(
+            "bus".to_owned(),
+            serde_json::to_value(pulled)
+                .map_err(|e| Error::internal_with("encoding the tick's counts", e))?,
+        );
+    }
+    Ok(answer)
+}
+
+/// The registry's check of an API's external subscriptions (see [`BUS_CHECK_PATH`]).
+async fn run_bus_check(request: IncomingRequest) -> Result<serde_json::Value, Error> {
+    require_admin(&request, &variable("admin_token")?)?;
+    let tenant = tenant(&request, &variable("default_tenant")?)?;
+    let body = read_body(request, 4096).await?;
+    let body = api::parse_json(&body)?;
+    let api_id = body
+        .get("apiId")
+        .and_then(|id| id.as_str())
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| Error::invalid("apiId", "must be an event API id (api_…)"))?;
+    let store = SpinStore::open_default()?;
+    let max_event_bytes: u64 = number_variable("max_event_bytes")?;
+    bus::check_api(&store, &tenant, &api_id, max_event_bytes, deliver::now_ms())
 }
 
 /// The hand-off (see [`HANDOFF_PATH`]).

@@ -94,7 +94,7 @@ pub async fn authenticate(
     let publisher = match external {
         None => {
             let keys = signing::public_keys(store, &config.token_signing_key, &sleep)?;
-            match recall(store, token, &keys, now)? {
+            match recall(store, PUBLISHING, token, &keys, now)? {
                 Some(publisher) => publisher,
                 None => {
                     let publisher = Verifier::new(vec![TrustedIssuer::ours(
@@ -104,12 +104,12 @@ pub async fn authenticate(
                         None,
                     )])
                     .verify(token, now)?;
-                    remember(store, token, &publisher);
+                    remember(store, PUBLISHING, token, &publisher);
                     publisher
                 }
             }
         }
-        Some(oidc) => verify_external(store, oidc, token, now).await?,
+        Some(oidc) => verify_external(store, oidc, token, now, PUBLISHING).await?,
     };
     let tenant = publisher
         .tenant
@@ -121,11 +121,21 @@ pub async fn authenticate(
     Ok((publisher, tenant))
 }
 
-async fn verify_external(
+/// The verified-token cache of publishing tokens (ours and the external issuer's).
+const PUBLISHING: &str = "";
+
+/// The verified-token cache of Pub/Sub push tokens: kept apart from publishing's, so a token
+/// checked against one audience is never taken for the other's.
+pub const PUSH: &str = "pubsub-push:";
+
+/// Verifies `token` as one of `oidc`'s (its key set fetched and cached, refreshed on an unknown
+/// `kid`), remembering it in the verified-token cache named `cache`.
+pub async fn verify_external(
     store: &dyn KvStore,
     oidc: &Oidc,
     token: &str,
     now: u64,
+    cache: &str,
 ) -> Result<Publisher, AuthFailure> {
     let trusted = |keys: Jwks| {
         Verifier::new(vec![TrustedIssuer {
@@ -143,7 +153,7 @@ async fn verify_external(
         }
         _ => (fetch_jwks(store, &oidc.jwks_url, now).await?, now),
     };
-    if let Some(publisher) = recall(store, token, &keys, now)? {
+    if let Some(publisher) = recall(store, cache, token, &keys, now)? {
         return Ok(publisher);
     }
     let publisher = match trusted(keys).verify(token, now) {
@@ -155,31 +165,35 @@ async fn verify_external(
         }
         other => other?,
     };
-    remember(store, token, &publisher);
+    remember(store, cache, token, &publisher);
     Ok(publisher)
 }
 
-fn verified_key(token: &str) -> eventplane_core::Key {
-    keys::system(keys::VERIFIED_TOKENS, &VerifiedToken::cache_name(token))
+fn verified_key(cache: &str, token: &str) -> eventplane_core::Key {
+    keys::system(
+        keys::VERIFIED_TOKENS,
+        &format!("{cache}{}", VerifiedToken::cache_name(token)),
+    )
 }
 
 /// The publisher of a token verified before, if it is still good and its key still trusted.
 fn recall(
     store: &dyn KvStore,
+    cache: &str,
     token: &str,
     keys: &Jwks,
     now: u64,
 ) -> Result<Option<Publisher>, AuthFailure> {
-    let Some(verified) = store.get_json::<VerifiedToken>(&verified_key(token))? else {
+    let Some(verified) = store.get_json::<VerifiedToken>(&verified_key(cache, token))? else {
         return Ok(None);
     };
     Ok(verified.recall(keys, now)?)
 }
 
 /// Remembers a verified token (a lost write only costs a verification next time).
-fn remember(store: &dyn KvStore, token: &str, publisher: &Publisher) {
+fn remember(store: &dyn KvStore, cache: &str, token: &str, publisher: &Publisher) {
     if let Some(verified) = VerifiedToken::remember(token, publisher.clone())
-        && let Err(e) = store.set_json(&verified_key(token), &verified)
+        && let Err(e) = store.set_json(&verified_key(cache, token), &verified)
     {
         eprintln!("gateway: cannot remember a verified token: {e}");
     }

@@ -4,7 +4,8 @@
 //!
 //! - `POST /events/publish`: CloudEvents 1.0 (binary, structured, batch) → `202`;
 //! - `POST /events/{application}/v1/events`: Kyma's legacy format → `200`;
-//! - `GET /events/{application}/v1/events/subscribed`: the subscribed event types.
+//! - `GET /events/{application}/v1/events/subscribed`: the subscribed event types;
+//! - `POST /events/{application}/pubsub`: Google Cloud Pub/Sub push requests ([`push`]).
 #![expect(
     unsafe_code,
     reason = "spin-sdk's #[http_component] expands to unsafe resource-handle conversions"
@@ -13,6 +14,7 @@
 mod auth;
 mod config;
 mod publish;
+mod push;
 
 use eventplane_spin::Router;
 use spin_sdk::http::{IncomingRequest, Method, OutgoingResponse, Response, ResponseOutparam};
@@ -27,6 +29,8 @@ enum Endpoint {
     Legacy,
     /// The subscribed event types.
     Subscribed,
+    /// Google Cloud Pub/Sub push.
+    Push,
 }
 
 fn routes() -> Router<Endpoint> {
@@ -41,6 +45,11 @@ fn routes() -> Router<Endpoint> {
             &[Method::Get],
             "/events/{application}/v1/events/subscribed",
             Endpoint::Subscribed,
+        )
+        .route(
+            &[Method::Post],
+            "/events/{application}/pubsub",
+            Endpoint::Push,
         )
 }
 
@@ -85,5 +94,6 @@ async fn serve(request: IncomingRequest) -> (Response, Option<publish::HandOff>)
         Endpoint::Publish => publish::cloudevents(request).await,
         Endpoint::Legacy => publish::legacy(request, &application).await,
         Endpoint::Subscribed => (publish::subscribed(request, &application).await, None),
+        Endpoint::Push => push::push(request, &application).await,
     }
 }

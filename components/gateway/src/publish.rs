@@ -9,8 +9,8 @@ use eventplane_events::catalog::Catalog;
 use eventplane_events::cloudevents::{self, ContentMode, Event};
 use eventplane_events::legacy::{self, LegacyError, LegacyResponse};
 use eventplane_events::token::{self, AuthError, Publisher, SCOPE_PUBLISH};
-use eventplane_events::{CatalogEntry, CatalogError, EventData, limits};
-use eventplane_eventstore::{self as eventstore, NewEvent, Stored};
+use eventplane_events::{CatalogEntry, CatalogError, limits};
+use eventplane_eventstore::{self as eventstore, Stored};
 use eventplane_spin::request::{header, headers, read_body};
 use eventplane_spin::{SpinStore, error_response, json_response};
 use serde_json::{Value, json};
@@ -102,7 +102,8 @@ impl Failure {
     }
 }
 
-fn now_ms() -> u64 {
+/// Unix milliseconds.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -167,27 +168,7 @@ fn store(
     event: Event,
     type_version: Option<String>,
 ) -> Result<Stored, Error> {
-    let data = match event.data {
-        EventData::None => eventstore::EventData::None,
-        EventData::Json(value) => eventstore::EventData::Json(value),
-        EventData::Text(text) => eventstore::EventData::Text(text),
-        EventData::Binary(bytes) => eventstore::EventData::Binary(bytes),
-    };
-    let new = NewEvent {
-        application: app.name.clone(),
-        app_id: app.id.clone(),
-        source: event.source,
-        event_id: event.id,
-        type_name: event.event_type,
-        type_version,
-        spec_version: event.specversion,
-        time: event.time,
-        datacontenttype: event.datacontenttype,
-        dataschema: event.dataschema,
-        subject: event.subject,
-        extensions: event.extensions,
-        data,
-    };
+    let new = eventplane_bus::ingest::new_event(&app.name, &app.id, event, type_version);
     eventstore::store_event(&ctx.store, &ctx.tenant, new, now_ms())
 }
 
@@ -204,8 +185,9 @@ pub struct HandOff {
 const HANDOFF_URL: &str = "http://dispatcher.spin.internal/dispatcher/deliver";
 
 impl HandOff {
-    /// The hand-off of the events `stored` accepted, if any of them has a subscriber.
-    fn of(ctx: &Context, stored: &[Stored]) -> Option<Self> {
+    /// The hand-off of the events `stored` accepted in `tenant`, if any of them has a
+    /// subscriber.
+    pub fn of(store: &SpinStore, tenant: &TenantId, stored: &[Stored]) -> Option<Self> {
         let fresh: Vec<&Stored> = stored.iter().filter(|s| !s.duplicate).collect();
         let enabled = eventplane_spin::request::variable("delivery_handoff")
             .map_or(true, |value| value.trim() != "false");
@@ -213,7 +195,7 @@ impl HandOff {
             return None;
         }
         // The tick takes every event from the log anyway: a failed read only skips the hand-off.
-        let subscriptions = eventplane_dispatch::active(&ctx.store, &ctx.tenant).ok()?;
+        let subscriptions = eventplane_dispatch::active(store, tenant).ok()?;
         if subscriptions.is_empty() {
             return None; // no due work can be made either
         }
@@ -226,7 +208,7 @@ impl HandOff {
             .map(|s| s.event.id.clone())
             .collect();
         Some(Self {
-            tenant: ctx.tenant.clone(),
+            tenant: tenant.clone(),
             events,
         })
     }
@@ -350,7 +332,10 @@ async fn publish_cloudevents(
         ContentMode::Batch => json!({ "events": results }),
         _ => results.pop().unwrap_or(Value::Null),
     };
-    Ok((json_response(202, &body), HandOff::of(&ctx, &stored)))
+    Ok((
+        json_response(202, &body),
+        HandOff::of(&ctx.store, &ctx.tenant, &stored),
+    ))
 }
 
 // ---- legacy ---------------------------------------------------------------------------------
@@ -400,7 +385,7 @@ async fn publish_legacy(
     } else {
         LegacyResponse::published(&parsed.event_id)
     };
-    let hand_off = HandOff::of(&ctx, std::slice::from_ref(&stored));
+    let hand_off = HandOff::of(&ctx.store, &ctx.tenant, std::slice::from_ref(&stored));
     Ok((json_response(200, &answer), hand_off))
 }
 
