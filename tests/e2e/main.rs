@@ -3,6 +3,7 @@
 //! (`./scripts/test.sh` does it).
 
 mod application;
+mod bus;
 mod gateway;
 mod key_value;
 mod manifest;

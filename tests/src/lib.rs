@@ -2,6 +2,9 @@
 //! or a small manifest written by a test) in `eventplane-host` on a loopback port, talk to it
 //! over real HTTP, stop it; and small real HTTP servers for components to call.
 
+pub mod bench;
+pub mod pubsub;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

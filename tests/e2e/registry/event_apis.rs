@@ -247,7 +247,8 @@ e2e_test! {
         api["auth"] = basic_with_csrf();
         api["spec"]["fetchRequest"] = j!({"url": "https://specs.example.com/a.yaml",
             "auth": {"credential": {"basic": {"username": "f", "password": "fetch-secret"}}}});
-        api["externalSubscriptions"] = j!([{"url": "https://bus.example.com/sub", "topic": "t",
+        api["externalSubscriptions"] = j!([{"url": "https://bus.example.com/v1/projects/p/subscriptions/s",
+            "topic": "projects/p/topics/t",
             "auth": {"credential": {"oauth": {"clientId": "bus", "clientSecret": "bus-secret",
                                               "url": "https://bus.example.com/token"}}}}]);
         let query = format!(

@@ -18,33 +18,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use base64::Engine as _;
-use eventplane_tests::{Reply, TestApp, TestServer, workspace_root};
+use eventplane_tests::bench::{ADMIN, counting_subscriber, graphql, percentile};
+use eventplane_tests::{TestApp, workspace_root};
 use serde_json::{Value, json};
-
-const ADMIN: &str = "bench-admin-token";
 
 /// The allocator the `eventplane` binary uses, so that the in-process host runs as it does.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// POSTs a GraphQL document with the admin token; its `data`.
-async fn graphql(
-    http: &reqwest::Client,
-    app: &TestApp,
-    query: &str,
-    variables: Value,
-) -> anyhow::Result<Value> {
-    let body: Value = http
-        .post(app.url("/graphql"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"query": query, "variables": variables}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    ensure!(body.get("errors").is_none(), "GraphQL failed: {body}");
-    Ok(body["data"].clone())
-}
 
 /// Registers the application `bench-shop` with one event type and a subscription to the
 /// subscriber; a publish token.
@@ -110,19 +90,6 @@ async fn register(http: &reqwest::Client, app: &TestApp, sink: &str) -> anyhow::
     Ok(token)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rates: Vec<u64> = std::env::var("RATES")
@@ -143,17 +110,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .start()
         .await?;
-    let arrivals: Arc<Mutex<HashMap<String, (Instant, u32)>>> = Arc::default();
-    let seen = arrivals.clone();
-    let subscriber = TestServer::start_with(move |request| {
-        if let Some(id) = request.header("ce-id") {
-            let mut seen = seen.lock().expect("lock");
-            let entry = seen.entry(id.to_owned()).or_insert((Instant::now(), 0));
-            entry.1 += 1;
-        }
-        Reply::new(204, "")
-    })
-    .await?;
+    let (subscriber, arrivals) = counting_subscriber().await?;
     let http = reqwest::Client::new();
     let token = register(&http, &app, &subscriber.url("/in")).await?;
     println!(
