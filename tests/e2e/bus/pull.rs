@@ -18,6 +18,7 @@ use super::{
 };
 use crate::e2e_test;
 use crate::gateway::{SHOP_SOURCE, stored};
+use eventplane_tests::{Reply, TestServer};
 
 /// A count sent as a JSON number or, as proto3 JSON allows, a string.
 fn count(value: &Value) -> Option<u64> {
@@ -455,6 +456,45 @@ e2e_test! {
             assert!(later.iter().any(|r| r.kind == kind), "no {kind:?} after the update");
         }
         assert!(bus.sub_state().await?["lastError"].is_null());
+        bus.stop().await?;
+        Ok(())
+    }
+}
+
+e2e_test! {
+    async fn an_oauth_bus_token_is_fetched_once_and_pulled_events_are_handed_off() -> anyhow::Result<()> {
+        // A token endpoint for the client-credentials grant, counting its requests.
+        let tokens = TestServer::start_with(|_| {
+            Reply::new(200, r#"{"access_token":"bus-token","token_type":"Bearer","expires_in":3600}"#)
+                .header("content-type", "application/json")
+        })
+        .await?;
+        let pubsub = fake_bus().await?;
+        pubsub.require_authorization(Some("Bearer bus-token"));
+        let mut external = external_subscription(&pubsub, j!({}));
+        external["auth"] = j!({"credential": {"oauth": {
+            "clientId": "eventplane", "clientSecret": "bus-secret", "url": tokens.url("/token")}}});
+        // With hand-off on, the tick hands what it pulled to parallel deliveries.
+        let bus = Bus::start(pubsub, external, &[("SPIN_VARIABLE_DELIVERY_HANDOFF", "true")]).await?;
+        bus.pubsub.publish(order("o-1"));
+        bus.pubsub.publish(order("o-2"));
+        bus.tick().await?;
+        assert!(bus.delivered_all(&["o-1", "o-2"]), "delivered by the first tick: {:?}", bus.delivered());
+        bus.pubsub.publish(order("o-3"));
+        bus.tick_until("o-3 delivered", |b| b.delivered_all(&["o-3"])).await?;
+
+        let requests = bus.pubsub.requests();
+        assert!(
+            requests.iter().all(|r| r.authorization() == Some("Bearer bus-token")),
+            "every bus request carries the token"
+        );
+        let token_requests = tokens.received();
+        assert_eq!(token_requests.len(), 1, "the token is reused until it expires");
+        let form = String::from_utf8_lossy(&token_requests[0].body).into_owned();
+        assert!(form.contains("grant_type=client_credentials"), "{form}");
+        let basic = format!("Basic {}", STANDARD.encode("eventplane:bus-secret"));
+        assert_eq!(token_requests[0].header("authorization"), Some(basic.as_str()));
+        assert_eq!(bus.pubsub.outstanding(), 0);
         bus.stop().await?;
         Ok(())
     }
