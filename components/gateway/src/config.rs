@@ -24,7 +24,7 @@ pub struct PushConfig {
     /// `pubsub_push_audience`: the `aud` push tokens must name; empty: the push endpoint's own
     /// URL, which is what Pub/Sub puts there when the subscription names no audience.
     pub audience: String,
-    /// `pubsub_push_service_account`: the `email` push tokens must name; empty: any.
+    /// `pubsub_push_service_account`: the `email` push tokens must name; empty: push is off.
     pub service_account: String,
 }
 

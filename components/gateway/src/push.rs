@@ -5,8 +5,9 @@
 //! publishTime}, subscription}` and an OIDC bearer token that Pub/Sub signs for the
 //! subscription's service account: verified against `pubsub_push_issuer`'s keys
 //! (`pubsub_push_jwks_url`, cached, refreshed on an unknown `kid`), with `aud` =
-//! `pubsub_push_audience` (empty: this endpoint's URL) and, when `pubsub_push_service_account`
-//! is set, `email` = that account. The message becomes a CloudEvent as a pulled one does
+//! `pubsub_push_audience` (empty: this endpoint's URL) and `email` =
+//! `pubsub_push_service_account`. Push is refused (`403`) until that account is set: anyone can
+//! have Google sign a token for any audience, so the account is what proves the sender. The message becomes a CloudEvent as a pulled one does
 //! (`eventplane_bus::ingest`), checked against the event API's catalog, and is stored before
 //! the `204`: Pub/Sub retries whatever is not answered 2xx. What a retry cannot fix is a 4xx:
 //! 401/403 (token), 400 (not an envelope), 404 (no such push subscription), 422/413 (not a
@@ -79,6 +80,15 @@ async fn accept(
 ) -> Result<(Response, Option<HandOff>), Response> {
     let fail = |err: Error| error_response(&err);
     let config = PushConfig::load().map_err(fail)?;
+    if config.service_account.is_empty() {
+        // Anyone with a Google account can have Google sign a token for any audience: only the
+        // service account proves that the push comes from the application's subscription.
+        return Err(denied(&AuthError::Forbidden(
+            "Pub/Sub push is not enabled: set pubsub_push_service_account to the service \
+             account of the push subscription"
+                .to_owned(),
+        )));
+    }
     let max_event_bytes: u64 =
         eventplane_spin::request::number_variable("max_event_bytes").map_err(fail)?;
     let store = SpinStore::open_default().map_err(|e| fail(e.into()))?;
@@ -102,7 +112,7 @@ async fn accept(
     let pusher = auth::verify_external(&store, &issuer, token, unix_now(), &cache)
         .await
         .map_err(failed)?;
-    if !config.service_account.is_empty() && pusher.app != config.service_account {
+    if pusher.app != config.service_account {
         return Err(denied(&AuthError::Forbidden(format!(
             "the push comes from the service account {:?}, not from the configured \
              pubsub_push_service_account",

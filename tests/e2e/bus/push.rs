@@ -186,3 +186,28 @@ e2e_test! {
         Ok(())
     }
 }
+
+e2e_test! {
+    async fn push_is_refused_until_a_service_account_is_configured() -> anyhow::Result<()> {
+        let key = TestKey::rsa()?;
+        let jwks = JwksServer::start(&[&key]).await?;
+        let jwks_url = jwks.url();
+        // Issuer, keys and audience, but no service account: any Google account could have a
+        // token signed for this audience, so nothing proves the sender.
+        let env = [
+            ("SPIN_VARIABLE_PUBSUB_PUSH_ISSUER", PUSH_ISSUER),
+            ("SPIN_VARIABLE_PUBSUB_PUSH_JWKS_URL", jwks_url.as_str()),
+            ("SPIN_VARIABLE_PUBSUB_PUSH_AUDIENCE", PUSH_AUDIENCE),
+        ];
+        let pubsub = fake_bus().await?;
+        let external = external_subscription(&pubsub, j!({"mode": "push"}));
+        let bus = Bus::start(pubsub, external, &env).await?;
+        let body = push_body(&order("off-1"), "9100", &bus.pubsub.subscription_name());
+        let (status, text) = push(&bus, Some(&key.sign(&push_claims())?), &body).await?;
+        assert_eq!(status, 403, "{text}");
+        assert!(text.contains("pubsub_push_service_account"), "{text}");
+        let state_dir = bus.stop().await?;
+        assert!(stored(state_dir.path(), "default")?.publisher_ids().is_empty());
+        Ok(())
+    }
+}
