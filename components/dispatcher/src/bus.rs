@@ -10,11 +10,10 @@ use std::time::Duration;
 use eventplane_bus::pull::{BusApi, load_api};
 use eventplane_bus::wire::{AcknowledgeRequest, PullRequest, PullResponse, SubscriptionResource};
 use eventplane_bus::{BusClient, BusSubscription, PullCounts, check, pull_all};
-use eventplane_core::{ApiId, Error, EventId, TenantId};
+use eventplane_core::{ApiId, Error, TenantId};
 use eventplane_spin::SpinStore;
 use eventplane_spin::client::{authorize, send};
 use eventplane_spin::timer::{block_on, timeout};
-use futures::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use spin_sdk::http::Method;
@@ -154,41 +153,4 @@ pub fn check_api(
         }
     }
     Ok(json!({ "checked": bus.len(), "ok": fine }))
-}
-
-/// The dispatcher's own hand-off endpoint, reached by service chaining.
-const HANDOFF_URL: &str = "http://dispatcher.spin.internal/dispatcher/deliver";
-
-/// How many hand-offs of pulled events are in flight at once.
-pub const HANDOFF_CONCURRENCY: usize = 16;
-
-/// Hands each of `events` (just pulled and stored) to a dispatcher instance of its own, at most
-/// [`HANDOFF_CONCURRENCY`] at a time, as the gateway does for published events: their first
-/// attempts run in parallel instead of one after the other in this tick. A failed hand-off is
-/// only logged: the tick's own pass over the event log delivers whatever is left.
-pub fn hand_off(admin_token: &str, tenant: &TenantId, events: &[EventId]) {
-    let headers = [
-        ("authorization".to_owned(), format!("Bearer {admin_token}")),
-        ("tenant".to_owned(), tenant.to_string()),
-        ("content-type".to_owned(), "application/json".to_owned()),
-    ];
-    let calls = events.iter().map(|event| {
-        let body = json!({ "eventId": event }).to_string().into_bytes();
-        let headers = &headers;
-        async move {
-            match send(Method::Post, HANDOFF_URL, headers, body, 64 * 1024).await {
-                Ok(reply) if (200..300).contains(&reply.status) => {}
-                Ok(reply) => eprintln!(
-                    "hand-off of {event}: the dispatcher answered {}",
-                    reply.status
-                ),
-                Err(e) => eprintln!("hand-off of {event}: {e}"),
-            }
-        }
-    });
-    block_on(
-        futures::stream::iter(calls)
-            .buffer_unordered(HANDOFF_CONCURRENCY)
-            .for_each(|()| async {}),
-    );
 }

@@ -13,13 +13,14 @@
 mod bus;
 mod deliver;
 
-use eventplane_core::Error;
+use eventplane_core::{Error, EventId};
 use eventplane_dispatch::Timestamp;
 use eventplane_dispatch::api::{self, Endpoint, MAX_BODY_BYTES, Operation, Reply};
 use eventplane_spin::request::{
     header, number_variable, read_body, require_admin, tenant, variable,
 };
-use eventplane_spin::{Router, SpinStore, error_response, json_response};
+use eventplane_spin::timer::block_on;
+use eventplane_spin::{Router, SpinStore, error_response, handoff, json_response};
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 
@@ -128,10 +129,11 @@ fn run_tick(request: &IncomingRequest) -> Result<serde_json::Value, Error> {
         &deliver::now_ms,
         started.saturating_add(budget / 2),
     )?;
-    if !pulled.events.is_empty()
-        && variable("delivery_handoff").map_or(true, |value| value.trim() != "false")
-    {
-        bus::hand_off(&variable("admin_token")?, &tenant, &pulled.events);
+    if !pulled.events.is_empty() && handoff::enabled() {
+        // Their first attempts run in parallel, as for published events, not one after the
+        // other in this tick.
+        let events: Vec<Option<EventId>> = pulled.events.iter().cloned().map(Some).collect();
+        block_on(handoff::hand_off(&tenant, &events));
     }
     let spent = deliver::now_ms().saturating_sub(started);
     let counts = deliver::tick(&store, &tenant, budget.saturating_sub(spent))?;

@@ -181,17 +181,12 @@ pub struct HandOff {
     events: Vec<eventplane_core::EventId>,
 }
 
-/// The dispatcher's hand-off endpoint, reached by service chaining only.
-const HANDOFF_URL: &str = "http://dispatcher.spin.internal/dispatcher/deliver";
-
 impl HandOff {
     /// The hand-off of the events `stored` accepted in `tenant`, if any of them has a
     /// subscriber.
     pub fn of(store: &SpinStore, tenant: &TenantId, stored: &[Stored]) -> Option<Self> {
         let fresh: Vec<&Stored> = stored.iter().filter(|s| !s.duplicate).collect();
-        let enabled = eventplane_spin::request::variable("delivery_handoff")
-            .map_or(true, |value| value.trim() != "false");
-        if fresh.is_empty() || !enabled {
+        if fresh.is_empty() || !eventplane_spin::handoff::enabled() {
             return None;
         }
         // The tick takes every event from the log anyway: a failed read only skips the hand-off.
@@ -213,44 +208,15 @@ impl HandOff {
         })
     }
 
-    /// Asks the dispatcher to deliver the events now. Failures are only logged: the dispatcher's
-    /// tick takes every accepted event from the event log anyway.
+    /// Asks the dispatcher to deliver the events now, in parallel. Failures are only logged:
+    /// the dispatcher's tick takes every accepted event from the event log anyway.
     pub async fn send(self) {
-        let token = match eventplane_spin::request::variable("admin_token") {
-            Ok(token) => token,
-            Err(err) => {
-                eprintln!("hand-off skipped: {}", err.public_message());
-                return;
-            }
-        };
-        let headers = vec![
-            ("authorization".to_owned(), format!("Bearer {token}")),
-            ("tenant".to_owned(), self.tenant.to_string()),
-            ("content-type".to_owned(), "application/json".to_owned()),
-        ];
         let events: Vec<Option<eventplane_core::EventId>> = if self.events.is_empty() {
             vec![None] // only the drain
         } else {
             self.events.into_iter().map(Some).collect()
         };
-        for event in events {
-            let body = json!({ "eventId": event }).to_string().into_bytes();
-            let call = eventplane_spin::client::send(
-                spin_sdk::http::Method::Post,
-                HANDOFF_URL,
-                &headers,
-                body,
-                64 * 1024,
-            );
-            match call.await {
-                Ok(reply) if (200..300).contains(&reply.status) => {}
-                Ok(reply) => eprintln!(
-                    "hand-off of {event:?}: the dispatcher answered {}",
-                    reply.status
-                ),
-                Err(err) => eprintln!("hand-off of {event:?}: {err}"),
-            }
-        }
+        eventplane_spin::handoff::hand_off(&self.tenant, &events).await;
     }
 }
 

@@ -6,6 +6,7 @@
 //!   [`eventplane_core::Error`] to an HTTP response, and JSON bodies;
 //! - [`client`]: calls out over HTTP with a body limit and credentials applied, and
 //!   [`timer`]: sleeps, deadlines and blocking on a future;
+//! - [`handoff`]: handing accepted events to the dispatcher by service chaining;
 //! - [`request`]: headers, the body up to a limit, the admin token, the tenant, variables;
 //! - [`Router`]: the method + path route table every component answers with (unknown path →
 //!   JSON 404, known path with another method → JSON 405 with `Allow`).
@@ -32,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod handoff;
 pub mod request;
 mod response;
 mod router;

@@ -71,6 +71,12 @@ pub fn variable(name: &str) -> Result<String, Error> {
         .map_err(|e| Error::internal(format!("reading the variable {name}: {e}")))
 }
 
+/// Spin variable `name` as an on/off switch: `false` is off, any other value on, and an
+/// absent or unreadable variable is `default`.
+pub fn switch_variable(name: &str, default: bool) -> bool {
+    variable(name).map_or(default, |value| value.trim() != "false")
+}
+
 /// Spin variable `name` as a number.
 pub fn number_variable<T: std::str::FromStr>(name: &str) -> Result<T, Error> {
     let text = variable(name)?;
