@@ -15,6 +15,9 @@
 #   CONCURRENCY="1 16" ./scripts/bench-gateway.sh
 #   THREADS=4 ./scripts/bench-gateway.sh         # wrk threads for concurrency > 1 (default: min(4, nproc))
 set -euo pipefail
+# Servers run as deployed, without backtraces: with RUST_BACKTRACE set, wasmtime captures one
+# for every error it formats, and it formats some on every request.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 cd "$(dirname "$0")/.."
 duration=${DURATION:-15s}
 port=${PORT:-3997}

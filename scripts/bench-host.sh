@@ -6,6 +6,9 @@
 #   ./scripts/bench-host.sh            # both runs
 #   DURATION=30s ./scripts/bench-host.sh
 set -euo pipefail
+# Servers run as deployed, without backtraces: with RUST_BACKTRACE set, wasmtime captures one
+# for every error it formats, and it formats some on every request.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 cd "$(dirname "$0")/.."
 duration=${DURATION:-10s}
 port=${PORT:-3999}

@@ -7,6 +7,9 @@
 #      the fetch latency, registry -> fetcher (service chaining) -> server and back.
 # Prints wrk's latency distribution (p50, p75, p90, p99) and the registry's .wasm size.
 set -euo pipefail
+# Servers run as deployed, without backtraces: with RUST_BACKTRACE set, wasmtime captures one
+# for every error it formats, and it formats some on every request.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 cd "$(dirname "$0")/.."
 duration=${DURATION:-10s}
 port=${PORT:-3998}
