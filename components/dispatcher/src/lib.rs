@@ -13,6 +13,8 @@
 mod bus;
 mod deliver;
 
+use std::time::{Duration, Instant};
+
 use eventplane_core::{Error, EventId};
 use eventplane_dispatch::Timestamp;
 use eventplane_dispatch::api::{self, Endpoint, MAX_BODY_BYTES, Operation, Reply};
@@ -129,22 +131,27 @@ fn run_tick(request: &IncomingRequest) -> Result<serde_json::Value, Error> {
         &deliver::now_ms,
         started.saturating_add(budget / 2),
     )?;
+    let mut handed_off = 0;
     if !pulled.events.is_empty() && handoff::enabled() {
         // Their first attempts run in parallel, as for published events, not one after the
-        // other in this tick.
+        // other in this tick. None starts past the budget: the rest stay in the event log,
+        // which the tick's own pass (or the next tick) delivers.
         let events: Vec<Option<EventId>> = pulled.events.iter().cloned().map(Some).collect();
-        block_on(handoff::hand_off(&tenant, &events));
+        let left_ms = budget.saturating_sub(deliver::now_ms().saturating_sub(started));
+        let deadline = Instant::now() + Duration::from_millis(left_ms);
+        handed_off = block_on(handoff::hand_off(&tenant, &events, Some(deadline)));
     }
     let spent = deliver::now_ms().saturating_sub(started);
     let counts = deliver::tick(&store, &tenant, budget.saturating_sub(spent))?;
     let mut answer = serde_json::to_value(counts)
         .map_err(|e| Error::internal_with("encoding the tick's counts", e))?;
     if let Some(fields) = answer.as_object_mut() {
-        fields.insert(
-            "bus".to_owned(),
-            serde_json::to_value(pulled)
-                .map_err(|e| Error::internal_with("encoding the tick's counts", e))?,
-        );
+        let mut bus = serde_json::to_value(pulled)
+            .map_err(|e| Error::internal_with("encoding the tick's counts", e))?;
+        if let Some(bus) = bus.as_object_mut() {
+            bus.insert("handedOff".to_owned(), handed_off.into());
+        }
+        fields.insert("bus".to_owned(), bus);
     }
     Ok(answer)
 }

@@ -216,7 +216,7 @@ impl HandOff {
         } else {
             self.events.into_iter().map(Some).collect()
         };
-        eventplane_spin::handoff::hand_off(&self.tenant, &events).await;
+        eventplane_spin::handoff::hand_off(&self.tenant, &events, None).await;
     }
 }
 

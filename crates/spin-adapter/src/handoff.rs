@@ -5,6 +5,9 @@
 //! A hand-off is only a shortcut. Every accepted event is in the event log, which the
 //! dispatcher's tick reads, so a failed hand-off is logged and nothing more.
 
+use std::cell::Cell;
+use std::time::Instant;
+
 use eventplane_core::{EventId, TenantId};
 use futures::StreamExt as _;
 use serde_json::json;
@@ -31,35 +34,54 @@ pub fn enabled() -> bool {
 /// Hands each of `events` in `tenant` to a dispatcher instance of its own, at most
 /// [`HANDOFF_CONCURRENCY`] at a time. `None` asks only for the bounded drain of due work
 /// (retries) every hand-off also makes. Failures are logged.
-pub async fn hand_off(tenant: &TenantId, events: &[Option<EventId>]) {
+///
+/// With a `deadline`, no hand-off starts after it (those under way finish, so no delivery is
+/// cut off in the middle and left to its lease); the events not handed off stay in the event
+/// log for the tick. Answers how many hand-offs were started.
+pub async fn hand_off(
+    tenant: &TenantId,
+    events: &[Option<EventId>],
+    deadline: Option<Instant>,
+) -> usize {
     let token = match variable("admin_token") {
         Ok(token) => token,
         Err(err) => {
             eprintln!("hand-off skipped: {}", err.public_message());
-            return;
+            return 0;
         }
     };
+    let started = Cell::new(0);
     let headers = [
         ("authorization".to_owned(), format!("Bearer {token}")),
         ("tenant".to_owned(), tenant.to_string()),
         ("content-type".to_owned(), "application/json".to_owned()),
     ];
-    let calls = events.iter().map(|event| {
-        let body = json!({ "eventId": event }).to_string().into_bytes();
-        let headers = &headers;
-        async move {
-            match send(Method::Post, HANDOFF_URL, headers, body, MAX_ANSWER_BYTES).await {
-                Ok(reply) if (200..300).contains(&reply.status) => {}
-                Ok(reply) => eprintln!(
-                    "hand-off of {event:?}: the dispatcher answered {}",
-                    reply.status
-                ),
-                Err(err) => eprintln!("hand-off of {event:?}: {err}"),
-            }
+    let in_time = |_: &&Option<EventId>| {
+        let go = deadline.is_none_or(|deadline| Instant::now() < deadline);
+        if go {
+            started.set(started.get() + 1);
         }
-    });
-    futures::stream::iter(calls)
+        std::future::ready(go)
+    };
+    let calls = futures::stream::iter(events)
+        .take_while(in_time)
+        .map(|event| {
+            let body = json!({ "eventId": event }).to_string().into_bytes();
+            let headers = &headers;
+            async move {
+                match send(Method::Post, HANDOFF_URL, headers, body, MAX_ANSWER_BYTES).await {
+                    Ok(reply) if (200..300).contains(&reply.status) => {}
+                    Ok(reply) => eprintln!(
+                        "hand-off of {event:?}: the dispatcher answered {}",
+                        reply.status
+                    ),
+                    Err(err) => eprintln!("hand-off of {event:?}: {err}"),
+                }
+            }
+        });
+    calls
         .buffer_unordered(HANDOFF_CONCURRENCY)
         .for_each(|()| async {})
         .await;
+    started.get()
 }

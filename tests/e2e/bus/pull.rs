@@ -4,6 +4,7 @@
 //! delivered); a topic mismatch stops the pulling; the bus credentials are sent.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -478,7 +479,8 @@ e2e_test! {
         let bus = Bus::start(pubsub, external, &[("SPIN_VARIABLE_DELIVERY_HANDOFF", "true")]).await?;
         bus.pubsub.publish(order("o-1"));
         bus.pubsub.publish(order("o-2"));
-        bus.tick().await?;
+        let answer = bus.tick().await?;
+        assert_eq!(answer["bus"]["handedOff"], 2, "{answer}");
         assert!(bus.delivered_all(&["o-1", "o-2"]), "delivered by the first tick: {:?}", bus.delivered());
         bus.pubsub.publish(order("o-3"));
         bus.tick_until("o-3 delivered", |b| b.delivered_all(&["o-3"])).await?;
@@ -499,3 +501,54 @@ e2e_test! {
         Ok(())
     }
 }
+
+e2e_test! {
+    async fn no_hand_off_starts_past_the_tick_budget_and_the_rest_are_delivered_later() -> anyhow::Result<()> {
+        // A second subscriber takes 600 ms per delivery, so each hand-off does too.
+        let pubsub = fake_bus().await?;
+        let external = external_subscription(&pubsub, j!({}));
+        let bus = Bus::start(pubsub, external, &[("SPIN_VARIABLE_DELIVERY_HANDOFF", "true")]).await?;
+        let slow = TestServer::start_with(|_| Reply::new(204, "").after(SLOW)).await?;
+        crate::subscriptions::Api::new(&bus.r.app)
+            .create(&j!({"name": "slow", "sink": {"url": slow.url("/in")},
+                        "filter": {"application": crate::gateway::SHOP}}))
+            .await?;
+        let ids: Vec<String> = (0..40).map(|i| format!("late-{i}")).collect();
+        for id in &ids {
+            bus.pubsub.publish(order(id));
+        }
+
+        // 40 hand-offs, 16 at a time, take three rounds of 600 ms; a budget of 1 s leaves
+        // time to start at most two.
+        let started = Instant::now();
+        let response = reqwest::Client::new()
+            .post(bus.r.app.url("/dispatcher/tick?budgetMs=1000"))
+            .bearer_auth(crate::registry::ADMIN_TOKEN)
+            .send()
+            .await?;
+        let took = started.elapsed();
+        anyhow::ensure!(response.status() == 200, "tick answered {}", response.status());
+        let answer: Value = response.json().await?;
+        assert_eq!(answer["bus"]["stored"], 40, "{answer}");
+        let handed = answer["bus"]["handedOff"].as_u64().context("handedOff")?;
+        assert!((16..40).contains(&handed), "hand-offs started within the budget: {answer}");
+        assert!(
+            took < Duration::from_millis(1000) + 2 * SLOW,
+            "the tick waited only for the hand-offs under way: {took:?}"
+        );
+
+        // The events not handed off are in the event log: later ticks deliver them.
+        let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
+        bus.tick_until("every event reached the slow subscriber", |_| {
+            let got = super::delivered_ids(&slow);
+            wanted.iter().all(|id| got.iter().any(|g| g == id))
+        })
+        .await?;
+        assert!(bus.delivered_all(&wanted));
+        bus.stop().await?;
+        Ok(())
+    }
+}
+
+/// How long the slow subscriber takes to answer.
+const SLOW: Duration = Duration::from_millis(600);
