@@ -2,9 +2,12 @@
 //! key-value data; and the handling of one request from route to response.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -12,6 +15,7 @@ use eventplane_manifest::outbound::AllowedHosts;
 use eventplane_manifest::routes::{RouteMatch, Router};
 use eventplane_manifest::variables::ResolvedVariables;
 use http::{HeaderName, HeaderValue, StatusCode};
+use http_body::Frame;
 use http_body_util::{BodyExt as _, Full};
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
@@ -20,7 +24,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::kv_store::SqliteKv;
+use crate::kv_store::{KvError, KvSession, SqliteKv};
 use crate::state::HostState;
 
 /// The key-value store labels that exist without a runtime config file, as on `spin up`.
@@ -360,6 +364,7 @@ impl AppRuntime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let mut store = Store::new(&self.engine, HostState::new(self, component));
+        let kv = store.data().kv.clone();
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
@@ -378,7 +383,7 @@ impl AppRuntime {
         // The guest runs on this task until it has sent the response head (no hop to another
         // worker thread on the common path); if it keeps running after that (streaming a body),
         // it finishes on a task of its own while the response is sent.
-        tokio::select! {
+        let response = tokio::select! {
             biased;
             head = &mut receiver => {
                 let id = component.id.clone();
@@ -402,7 +407,14 @@ impl AppRuntime {
                         .context("the component failed before sending a response")),
                 },
             },
+        }?;
+        // The response shows what the instance has seen: not before it is on disk (kv_store
+        // docs). Later body frames wait for whatever the instance saw meanwhile.
+        if let Err(e) = kv.durable().await {
+            tracing::error!(component = %component.id, "response held back: {e}");
+            return Ok(storage_failed());
         }
+        Ok(response.map(|body| DurableBody::new(body, kv).boxed_unsync()))
     }
 
     /// `(route, component id)` for every public route, in routing table order.
@@ -442,6 +454,99 @@ fn overloaded() -> http::Response<HyperOutgoingBody> {
         http::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// The answer when the instance's writes cannot be made durable: `503`, since a `2xx` would
+/// confirm what a crash could still lose.
+fn storage_failed() -> http::Response<HyperOutgoingBody> {
+    let body = serde_json::json!({"error": {
+        "code": "STORE_UNAVAILABLE",
+        "message": "the key-value store cannot make writes durable; the request's outcome is unknown",
+        "details": [],
+    }});
+    let mut response = full(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "application/json",
+        Bytes::from(body.to_string()),
+    );
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    response
+}
+
+/// Waiting for a session's writes to be durable.
+type SyncWait = Pin<Box<dyn Future<Output = Result<(), KvError>> + Send>>;
+
+/// A response body whose frames are sent only once every write the instance could have seen
+/// is on disk (the head has waited already, so this waits only for writes made while the
+/// body is streamed).
+struct DurableBody {
+    inner: HyperOutgoingBody,
+    kv: KvSession,
+    /// A frame held back, and the wait for durability it is held for.
+    held: Option<(SyncWait, Frame<Bytes>)>,
+}
+
+impl DurableBody {
+    fn new(inner: HyperOutgoingBody, kv: KvSession) -> Self {
+        Self {
+            inner,
+            kv,
+            held: None,
+        }
+    }
+}
+
+impl http_body::Body for DurableBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Some((wait, _)) = &mut this.held {
+            let synced = std::task::ready!(wait.as_mut().poll(cx));
+            let Some((_, frame)) = this.held.take() else {
+                return Poll::Ready(None);
+            };
+            return Poll::Ready(Some(match synced {
+                Ok(()) => Ok(frame),
+                Err(e) => Err(wasmtime_wasi_http::Error::InternalError(Some(
+                    e.to_string(),
+                ))),
+            }));
+        }
+        match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) if !this.kv.is_durable() => {
+                let kv = this.kv.clone();
+                this.held = Some((Box::pin(async move { kv.durable().await }), frame));
+                Pin::new(this).poll_frame(cx)
+            }
+            other => Poll::Ready(other),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.held.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let mut hint = self.inner.size_hint();
+        if let Some((_, frame)) = &self.held
+            && let Some(data) = frame.data_ref()
+        {
+            let held = data.len() as u64;
+            hint.set_lower(hint.lower().saturating_add(held));
+            if let Some(upper) = hint.upper() {
+                hint.set_upper(upper.saturating_add(held));
+            }
+        }
+        hint
+    }
 }
 
 fn empty(status: StatusCode) -> http::Response<HyperOutgoingBody> {

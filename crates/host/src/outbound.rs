@@ -8,7 +8,9 @@
 //! - dispatches relative URLs ("self" requests, also `http://self.alt/...`) to the application's
 //!   own router in-process;
 //! - sends everything else to the network, reusing `http://` connections as Spin's connection
-//!   pooling does (see [`crate::pool`]).
+//!   pooling does (see [`crate::pool`]);
+//! - sends nothing before every key-value write the instance could have seen is on disk
+//!   (see [`crate::kv_store`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiHttpHooks};
 
 use crate::app::{AppRuntime, ComponentRuntime};
+use crate::kv_store::KvSession;
 
 /// The body type wasmtime-wasi-http uses for requests and responses crossing the host.
 pub type Body = wasmtime_wasi_http::WasiBody;
@@ -37,11 +40,17 @@ type SendFuture = Box<
 pub struct OutboundHooks {
     app: Arc<AppRuntime>,
     component: Arc<ComponentRuntime>,
+    /// The instance's key-value session: a request waits until what it has seen is durable.
+    kv: KvSession,
 }
 
 impl OutboundHooks {
-    pub(crate) fn new(app: Arc<AppRuntime>, component: Arc<ComponentRuntime>) -> Self {
-        Self { app, component }
+    pub(crate) fn new(
+        app: Arc<AppRuntime>,
+        component: Arc<ComponentRuntime>,
+        kv: KvSession,
+    ) -> Self {
+        Self { app, component, kv }
     }
 }
 
@@ -76,7 +85,15 @@ impl WasiHttpHooks for OutboundHooks {
     ) -> SendFuture {
         let app = self.app.clone();
         let component = self.component.clone();
-        Box::new(async move { send(app, component, request, options).await })
+        let kv = self.kv.clone();
+        Box::new(async move {
+            // Nothing the instance has seen leaves it before it is on disk (kv_store docs).
+            kv.durable().await.map_err(|e| {
+                tracing::error!(component = %component.id, "outbound request held back: {e}");
+                Error::InternalError(Some(e.to_string()))
+            })?;
+            send(app, component, request, options).await
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::app::{AppRuntime, ComponentRuntime};
-use crate::kv_store::SqliteKv;
+use crate::kv_store::KvSession;
 use crate::outbound::OutboundHooks;
 
 /// How many key-value stores one instance may hold open at once (`store-table-full` past it).
@@ -20,7 +20,8 @@ pub struct HostState {
     pub(crate) table: ResourceTable,
     pub(crate) hooks: OutboundHooks,
     pub(crate) component: Arc<ComponentRuntime>,
-    pub(crate) kv: Arc<SqliteKv>,
+    /// The instance's key-value session: what it has seen is made durable before it is shown.
+    pub(crate) kv: KvSession,
     pub(crate) open_stores: usize,
 }
 
@@ -37,13 +38,14 @@ impl HostState {
         wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        let kv = KvSession::new(app.kv.clone());
         Self {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundHooks::new(app.clone(), component.clone()),
+            hooks: OutboundHooks::new(app.clone(), component.clone(), kv.clone()),
             component: component.clone(),
-            kv: app.kv.clone(),
+            kv,
             open_stores: 0,
         }
     }
