@@ -41,7 +41,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{oneshot, watch};
@@ -130,8 +130,6 @@ struct Commits {
     begun: AtomicU64,
     /// What the syncer has made durable.
     synced: watch::Sender<Synced>,
-    /// The same progress for the writer thread, which blocks on it: (synced through, failed).
-    progress: (Mutex<(u64, bool)>, Condvar),
 }
 
 /// How many commits the writer makes past the last sync before it waits for the syncer. Under
@@ -140,30 +138,15 @@ struct Commits {
 const MAX_UNSYNCED_COMMITS: u64 = 2;
 
 impl Commits {
-    /// Records (for the writer) that the syncer got through `through`, or failed.
-    fn progressed(&self, through: u64, failed: bool) {
-        let (lock, changed) = &self.progress;
-        let mut progress = lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        progress.0 = progress.0.max(through);
-        progress.1 |= failed;
-        changed.notify_all();
-    }
-
     /// Blocks the writer until fewer than [`MAX_UNSYNCED_COMMITS`] commits wait for the syncer
     /// (or syncing has failed: then the writer goes on, and nothing is confirmed anyway).
     fn wait_for_syncer(&self) {
         let begun = self.begun.load(Ordering::SeqCst);
-        let (lock, changed) = &self.progress;
-        let mut progress = lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        while !progress.1 && begun.saturating_sub(progress.0) >= MAX_UNSYNCED_COMMITS {
-            progress = changed
-                .wait(progress)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
+        let mut synced = self.synced.subscribe();
+        // The writer is a plain thread: it blocks on the same progress the sessions await.
+        let _ = futures::executor::block_on(synced.wait_for(|s| {
+            s.failed.is_some() || begun.saturating_sub(s.through) < MAX_UNSYNCED_COMMITS
+        }));
     }
 }
 
@@ -221,7 +204,6 @@ impl SqliteKv {
         let commits = Arc::new(Commits {
             begun: AtomicU64::new(0),
             synced: watch::Sender::new(Synced::default()),
-            progress: (Mutex::new((0, false)), Condvar::new()),
         });
         let (sender, receiver) = mpsc::channel();
         let (to_sync, to_syncer) = mpsc::channel();
@@ -497,14 +479,12 @@ fn sync_loop(wal: &Path, db: &Path, commits: &Commits, numbers: &mpsc::Receiver<
                         s.through = s.through.max(through);
                     }
                 });
-                commits.progressed(through, false);
             }
             Err(e) => {
                 tracing::error!("key-value store: syncing {} failed: {e}", wal.display());
                 commits
                     .synced
                     .send_modify(|s| s.failed = Some(format!("syncing the log failed: {e}")));
-                commits.progressed(0, true);
             }
         }
     }
