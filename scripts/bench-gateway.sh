@@ -14,6 +14,7 @@
 #   DURATION=5s ./scripts/bench-gateway.sh       # shorter runs (default 15s)
 #   CONCURRENCY="1 16" ./scripts/bench-gateway.sh
 #   THREADS=4 ./scripts/bench-gateway.sh         # wrk threads for concurrency > 1 (default: min(4, nproc))
+#   EVENTPLANE_BIN=/tmp/eventplane-old ./scripts/bench-gateway.sh   # serve with another host build (A/B)
 set -euo pipefail
 # Servers run as deployed, without backtraces: with RUST_BACKTRACE set, wasmtime captures one
 # for every error it formats, and it formats some on every request.
@@ -46,7 +47,7 @@ trap 'kill "${server:-}" "${empty_server:-}" 2>/dev/null || true; rm -rf "$work"
 
 # ---- the application, on a fresh state directory ---------------------------------------------
 SPIN_VARIABLE_ADMIN_TOKEN=$admin SPIN_VARIABLE_TOKEN_TTL_SECONDS=3600 \
-  ./target/release/eventplane up --listen "127.0.0.1:$port" --manifest spin.toml \
+  ${EVENTPLANE_BIN:-./target/release/eventplane} up --listen "127.0.0.1:$port" --manifest spin.toml \
   --state-dir "$work/.spin" --cache-dir "$PWD/target/eventplane-bench-cache" >"$work/server.log" 2>&1 &
 server=$!
 

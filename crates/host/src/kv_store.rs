@@ -4,22 +4,26 @@
 //! in `<state-dir>/sqlite_key_value.db`. Using the same file and schema means a state directory
 //! written by `eventplane up` can be read by `spin up`, and the reverse.
 //!
-//! ## Writes: one writer thread, group commit
+//! ## Writes: one writing connection, group commit
 //!
-//! Every write (set, delete, the batch writes, increment, compare-and-swap) is sent to one
-//! writer thread that owns the only writing connection. The thread takes every write that is
-//! waiting, applies them in order inside one transaction and commits once. Because one thread
-//! applies writes one after another, compare-and-swap and increment are atomic across
-//! concurrent requests, as on Spin. A write that fails on its own (an increment of a
+//! Every write (set, delete, the batch writes, increment, compare-and-swap) joins one queue in
+//! front of the only writing connection. The request that finds the connection free commits
+//! for everyone (it is the *leader*, on its own thread, with no hop to another thread): it
+//! takes every write that is waiting, applies them in order inside one transaction, commits
+//! once and answers them all, and goes on while writes keep arriving. Requests that find the
+//! connection busy wait for their answer. Because writes are applied one after another on one
+//! connection, compare-and-swap and increment are atomic across concurrent requests, as on
+//! Spin. A write that fails on its own (an increment of a
 //! non-integer) changes nothing and fails alone; if the commit itself fails, every write of
 //! the group fails and none is kept.
 //!
 //! ## Durable before anyone outside sees it
 //!
 //! On Spin a write returns once it is on disk. Here a write returns once it is committed, and
-//! a syncer thread makes the write-ahead log durable (`fdatasync`) behind the writer, covering
-//! every commit made meanwhile with one sync. What a component instance does is held back
-//! until every write it could have seen is on disk ([`KvSession::durable`]):
+//! a syncer thread makes the write-ahead log durable (`fdatasync`) when an instance needs it:
+//! one sync covers every commit finished so far, and serves everyone who waited meanwhile.
+//! What a component instance does is held back until every write it could have seen is on
+//! disk ([`KvSession::durable`]):
 //! - its HTTP response, head and each body frame;
 //! - each outbound HTTP request it sends (service-chained ones included).
 //!
@@ -33,11 +37,23 @@
 //! holding each of its writes, and for each read the latest commit begun when the read ended.
 //! If a sync fails, the store stops confirming anything: every wait for durability fails.
 //!
-//! ## Reads: their own connections
+//! A checkpointer thread copies the log into the database file in the background (SQLite's
+//! passive checkpoint, which syncs the log before and the database after), so no write ever
+//! waits for a checkpoint.
 //!
-//! Reads use a small pool of read connections. The database is in WAL mode, so a read never
-//! waits for the writer and sees every write that was answered before it started.
+//! ## Reads: a cache in front of their own connections
+//!
+//! Values read are kept in memory ([`ReadCache`], at most [`MAX_CACHED_BYTES`]): every write
+//! goes through this process's one writing connection, which drops the keys it wrote from the
+//! cache once they are committed and before they are answered, so a cached value is always
+//! the latest committed one. (Other processes may read the file meanwhile, as Spin allows; a
+//! second process writing the same state directory at the same time is not supported.)
+//!
+//! A value not in the cache is read with one of a small pool of read connections. The
+//! database is in WAL mode, so a read never waits for the writer and sees every write that was
+//! answered before it started.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +67,15 @@ pub const DB_FILE_NAME: &str = "sqlite_key_value.db";
 
 /// The most writes committed together; a longer queue is committed in several groups.
 pub const MAX_WRITES_PER_COMMIT: usize = 512;
+
+/// The most bytes of values (with their keys) the read cache holds; past it, it starts over.
+pub const MAX_CACHED_BYTES: usize = 32 << 20;
+
+/// Values larger than this are not cached.
+const MAX_CACHED_VALUE: usize = 64 << 10;
+
+/// What a cached entry costs beyond its key and value bytes.
+const CACHE_ENTRY_OVERHEAD: usize = 64;
 
 /// The most idle read connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 16;
@@ -74,7 +99,7 @@ const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1,
 const SELECT_VALUE: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
 const DELETE: &str = "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2";
 
-/// One write, as the writer thread applies it.
+/// One write, as the leader applies it.
 enum Write {
     Set {
         key: String,
@@ -107,7 +132,7 @@ enum Written {
     Swapped(bool),
 }
 
-/// A write waiting for the writer thread, with where to send its outcome and the number of
+/// A write waiting in the queue, with where to send its outcome and the number of
 /// the commit that holds it.
 struct Job {
     store: String,
@@ -124,40 +149,190 @@ struct Synced {
     failed: Option<String>,
 }
 
-/// The commit numbers shared by the writer, the syncer and the sessions.
+/// The commit numbers shared by the writers, the syncer and the sessions.
 struct Commits {
     /// The number of the latest commit begun (commits are numbered from 1).
     begun: AtomicU64,
+    /// The number of the latest commit finished (committed or failed): every commit numbered
+    /// up to it is in the log file, and a sync now covers it.
+    finished: AtomicU64,
+    /// The highest commit number a session waits to see on disk.
+    wanted: AtomicU64,
+    /// Wakes the syncer when a session waits for what is not on disk yet.
+    wake: Mutex<Option<mpsc::Sender<()>>>,
     /// What the syncer has made durable.
     synced: watch::Sender<Synced>,
 }
 
-/// How many commits the writer makes past the last sync before it waits for the syncer. Under
-/// load the writes that queue meanwhile then share one larger commit, instead of many small
-/// commits rewriting the same pages; with little load no write ever waits here.
-const MAX_UNSYNCED_COMMITS: u64 = 2;
-
 impl Commits {
-    /// Blocks the writer until fewer than [`MAX_UNSYNCED_COMMITS`] commits wait for the syncer
-    /// (or syncing has failed: then the writer goes on, and nothing is confirmed anyway).
-    fn wait_for_syncer(&self) {
-        let begun = self.begun.load(Ordering::SeqCst);
-        let mut synced = self.synced.subscribe();
-        // The writer is a plain thread: it blocks on the same progress the sessions await.
-        let _ = futures::executor::block_on(synced.wait_for(|s| {
-            s.failed.is_some() || begun.saturating_sub(s.through) < MAX_UNSYNCED_COMMITS
-        }));
+    /// Asks the syncer to sync what is committed (a no-op once it has stopped).
+    fn wake_syncer(&self) {
+        if let Some(wake) = lock(&self.wake).as_ref() {
+            let _ = wake.send(());
+        }
     }
+
+    /// How far the log is known to be on disk.
+    fn synced_through(&self) -> u64 {
+        self.synced.borrow().through
+    }
+}
+
+/// The writing connection: held by the leader.
+struct Committer {
+    conn: Connection,
+}
+
+/// The queue of writes and the connection that commits them (module docs, "Writes").
+struct Writer {
+    queue: Mutex<Vec<Job>>,
+    committer: Mutex<Committer>,
+}
+
+impl Writer {
+    /// Queues `job` and commits it, with every other waiting write, unless another caller is
+    /// committing already: that one then takes it (see [`lead`](Self::lead)).
+    fn submit(&self, job: Job, commits: &Commits, cache: &Mutex<ReadCache>) {
+        lock(&self.queue).push(job);
+        self.lead(commits, cache);
+    }
+
+    /// Commits queued writes, group after group, until the queue is empty; returns at once if
+    /// another caller holds the connection.
+    ///
+    /// No write is left behind: the leader looks at the queue again after letting the
+    /// connection go, so a write queued while it was finishing (whose caller found the
+    /// connection taken) is committed by it or by whoever took the connection next.
+    fn lead(&self, commits: &Commits, cache: &Mutex<ReadCache>) {
+        loop {
+            let mut committer = match self.committer.try_lock() {
+                Ok(committer) => committer,
+                Err(std::sync::TryLockError::WouldBlock) => return,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            };
+            loop {
+                let group: Vec<Job> = {
+                    let mut queue = lock(&self.queue);
+                    let n = queue.len().min(MAX_WRITES_PER_COMMIT);
+                    queue.drain(..n).collect()
+                };
+                if group.is_empty() {
+                    break;
+                }
+                committer.commit(group, commits, cache);
+            }
+            drop(committer);
+            if lock(&self.queue).is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+impl Committer {
+    /// Applies `group` in one transaction, hands the commit to the syncer and answers every
+    /// write of the group.
+    fn commit(&mut self, group: Vec<Job>, commits: &Commits, cache: &Mutex<ReadCache>) {
+        // Numbered before it begins: a read that sees this commit ends after the number is
+        // taken, so its watermark covers it.
+        let number = commits.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        let started = std::time::Instant::now();
+        let outcomes = commit_group(&self.conn, &group, cache);
+        let took = started.elapsed();
+        if took > SLOW_COMMIT {
+            tracing::warn!("key-value commit of {} writes took {took:?}", group.len());
+        }
+        // A failed commit counts as finished too: waits for its number must end. If a session
+        // waits for a commit not on disk yet (perhaps this one, seen by a read while it was
+        // under way), the syncer syncs it now.
+        commits.finished.store(number, Ordering::SeqCst);
+        if commits.wanted.load(Ordering::SeqCst) > commits.synced_through() {
+            commits.wake_syncer();
+        }
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            // The requester may have gone (its instance was cancelled); the write stands.
+            let _ = job.reply.send((outcome, number));
+        }
+    }
+}
+
+/// Recently read values, by store and key; `None` caches a key's absence (module docs,
+/// "Reads").
+#[derive(Default)]
+struct ReadCache {
+    stores: HashMap<String, HashMap<String, Option<Vec<u8>>>>,
+    bytes: usize,
+    /// Counts commits: a value read from SQLite is cached only if no commit has happened
+    /// since the read began. Commits change it under the cache's lock, together with the
+    /// commit itself, so all values cached in one generation were read from the same state.
+    generation: u64,
+}
+
+impl ReadCache {
+    fn get(&self, store: &str, key: &str) -> Option<&Option<Vec<u8>>> {
+        self.stores.get(store)?.get(key)
+    }
+
+    /// Caches what was read of `key` if no commit dropped anything since `generation`.
+    fn insert(&mut self, generation: u64, store: &str, key: &str, value: &Option<Vec<u8>>) {
+        let size = key.len() + value.as_ref().map_or(0, Vec::len) + CACHE_ENTRY_OVERHEAD;
+        if generation != self.generation || size > MAX_CACHED_VALUE {
+            return;
+        }
+        if self.bytes + size > MAX_CACHED_BYTES {
+            self.stores.clear();
+            self.bytes = 0;
+        }
+        let previous = self
+            .stores
+            .entry(store.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value.clone());
+        if previous.is_none() {
+            self.bytes += size;
+        }
+    }
+
+    /// Drops every key `write` changes (or may change), and starts a new generation.
+    fn forget(&mut self, store: &str, write: &Write) {
+        self.generation += 1;
+        let Some(values) = self.stores.get_mut(store) else {
+            return;
+        };
+        let mut drop_key = |key: &str| {
+            if let Some(value) = values.remove(key) {
+                self.bytes = self.bytes.saturating_sub(
+                    key.len() + value.map_or(0, |v| v.len()) + CACHE_ENTRY_OVERHEAD,
+                );
+            }
+        };
+        match write {
+            Write::Set { key, .. }
+            | Write::Delete { key }
+            | Write::Increment { key, .. }
+            | Write::CompareAndSwap { key, .. } => drop_key(key),
+            Write::SetMany { entries } => entries.iter().for_each(|(key, _)| drop_key(key)),
+            Write::DeleteMany { keys } => keys.iter().for_each(|key| drop_key(key)),
+        }
+    }
+}
+
+/// Locks `mutex`; a panic while it was held leaves nothing half-done in what these guard.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The application's key-value data: all stores in one SQLite file.
 pub struct SqliteKv {
     path: PathBuf,
-    writer: Option<mpsc::Sender<Job>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    writer: Option<Writer>,
     syncer: Option<std::thread::JoinHandle<()>>,
+    checkpointer: Option<(std::thread::JoinHandle<()>, mpsc::Sender<()>)>,
     commits: Arc<Commits>,
     readers: Mutex<Vec<Connection>>,
+    cache: Mutex<ReadCache>,
     /// Keeps a test database's directory alive as long as the store.
     #[cfg(test)]
     _temp: Option<tempfile::TempDir>,
@@ -170,6 +345,8 @@ fn writer_connection(path: &Path) -> rusqlite::Result<Connection> {
     // Checkpoints still sync the log before and the database after.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Checkpoints are the checkpointer thread's work; this is only a backstop.
+    conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute(
         "CREATE TABLE IF NOT EXISTS spin_key_value (
@@ -201,29 +378,38 @@ impl SqliteKv {
         let path = state_dir.join(DB_FILE_NAME);
         let conn = writer_connection(&path)
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        let (wake, wakes) = mpsc::channel();
         let commits = Arc::new(Commits {
             begun: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            wanted: AtomicU64::new(0),
+            wake: Mutex::new(Some(wake)),
             synced: watch::Sender::new(Synced::default()),
         });
-        let (sender, receiver) = mpsc::channel();
-        let (to_sync, to_syncer) = mpsc::channel();
-        let writer_commits = commits.clone();
-        let thread = std::thread::Builder::new()
-            .name("kv-writer".into())
-            .spawn(move || write_loop(conn, &receiver, &writer_commits, &to_sync))?;
+        let writer = Writer {
+            queue: Mutex::new(Vec::new()),
+            committer: Mutex::new(Committer { conn }),
+        };
         let syncer_commits = commits.clone();
         let wal = wal_path(&path);
         let db = path.clone();
         let syncer = std::thread::Builder::new()
             .name("kv-syncer".into())
-            .spawn(move || sync_loop(&wal, &db, &syncer_commits, &to_syncer))?;
+            .spawn(move || sync_loop(&wal, &db, &syncer_commits, &wakes))?;
+        let (stop_checkpoints, checkpoint_stop) = mpsc::channel();
+        let checkpointer_commits = commits.clone();
+        let db = path.clone();
+        let checkpointer = std::thread::Builder::new()
+            .name("kv-checkpointer".into())
+            .spawn(move || checkpoint_loop(&db, &checkpointer_commits, &checkpoint_stop))?;
         Ok(Self {
             path,
-            writer: Some(sender),
-            thread: Some(thread),
+            writer: Some(writer),
             syncer: Some(syncer),
+            checkpointer: Some((checkpointer, stop_checkpoints)),
             commits,
             readers: Mutex::new(Vec::new()),
+            cache: Mutex::default(),
             #[cfg(test)]
             _temp: None,
         })
@@ -238,25 +424,49 @@ impl SqliteKv {
         Ok(kv)
     }
 
+    /// Runs `f` on a read connection from the pool (opening one if none is idle).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> KvResult<T> {
-        let pooled = self
-            .readers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
+        let pooled = lock(&self.readers).pop();
         let conn = match pooled {
             Some(conn) => conn,
             None => read_connection(&self.path)?,
         };
         let result = f(&conn).map_err(KvError::from);
-        let mut idle = self
-            .readers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut idle = lock(&self.readers);
         if idle.len() < MAX_IDLE_READERS {
             idle.push(conn);
         }
         result
+    }
+
+    /// The value of `key` in `store` (`None`: absent), from the cache or else from SQLite
+    /// (then cached).
+    fn get(&self, store: &str, key: &str) -> KvResult<Option<Vec<u8>>> {
+        let generation = {
+            let cache = lock(&self.cache);
+            if let Some(value) = cache.get(store, key) {
+                return Ok(value.clone());
+            }
+            cache.generation
+        };
+        let value = self.read(|c| {
+            c.prepare_cached(SELECT_VALUE)?
+                .query_row(params![store, key], |r| r.get(0))
+                .optional()
+        })?;
+        lock(&self.cache).insert(generation, store, key, &value);
+        Ok(value)
+    }
+
+    /// Whether `key` in `store` has a value, from the cache if it is there.
+    fn exists(&self, store: &str, key: &str) -> KvResult<bool> {
+        if let Some(value) = lock(&self.cache).get(store, key) {
+            return Ok(value.is_some());
+        }
+        self.read(|c| {
+            c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                .exists(params![store, key])
+        })
     }
 
     /// The number of the latest commit begun: every commit a read that has ended could see
@@ -267,9 +477,11 @@ impl SqliteKv {
 
     /// Waits until every commit numbered up to `commit` is on disk.
     async fn wait_durable(&self, commit: u64) -> KvResult<()> {
-        if commit == 0 {
+        if commit == 0 || self.is_durable(commit) {
             return Ok(());
         }
+        self.commits.wanted.fetch_max(commit, Ordering::SeqCst);
+        self.commits.wake_syncer();
         let mut synced = self.commits.synced.subscribe();
         let state = synced
             .wait_for(|s| s.through >= commit || s.failed.is_some())
@@ -295,10 +507,10 @@ impl SqliteKv {
             write,
             reply,
         };
-        let sent = self.writer.as_ref().is_some_and(|w| w.send(job).is_ok());
-        if !sent {
+        let Some(writer) = &self.writer else {
             return (Err(KvError("the key-value store is shut down".into())), 0);
-        }
+        };
+        writer.submit(job, &self.commits, &self.cache);
         answer
             .await
             .unwrap_or_else(|_| (Err(KvError("the key-value writer stopped".into())), 0))
@@ -352,19 +564,12 @@ impl KvSession {
 
     /// The value of `key` in `store`, if any.
     pub fn get(&self, store: &str, key: &str) -> KvResult<Option<Vec<u8>>> {
-        self.after_read(self.kv.read(|c| {
-            c.prepare_cached(SELECT_VALUE)?
-                .query_row(params![store, key], |r| r.get(0))
-                .optional()
-        }))
+        self.after_read(self.kv.get(store, key))
     }
 
     /// Whether `key` has a value.
     pub fn exists(&self, store: &str, key: &str) -> KvResult<bool> {
-        self.after_read(self.kv.read(|c| {
-            c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .exists(params![store, key])
-        }))
+        self.after_read(self.kv.exists(store, key))
     }
 
     /// Every key of `store`, in key order.
@@ -436,12 +641,14 @@ impl KvSession {
 
 impl Drop for SqliteKv {
     fn drop(&mut self) {
-        // Closing the channel lets the writer finish what is queued and close the file; its
-        // end closes the syncer's channel, and the syncer syncs what is left and stops.
-        self.writer = None;
-        if let Some(thread) = self.thread.take() {
+        // No write is under way (this is the last owner). The checkpointer stops first; then
+        // the writing connection closes, and the syncer syncs what is left and stops.
+        if let Some((thread, stop)) = self.checkpointer.take() {
+            drop(stop);
             let _ = thread.join();
         }
+        self.writer = None;
+        lock(&self.commits.wake).take();
         if let Some(thread) = self.syncer.take() {
             let _ = thread.join();
         }
@@ -455,37 +662,106 @@ fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The syncer thread: waits for commits, takes every commit number waiting, syncs the log
-/// once for all of them and publishes how far it is on disk.
-fn sync_loop(wal: &Path, db: &Path, commits: &Commits, numbers: &mpsc::Receiver<u64>) {
+/// The syncer thread: whenever a session waits for a commit that is not on disk yet, syncs
+/// the log once for every commit finished so far and publishes how far it is on disk. Syncs
+/// happen only when someone waits, and one covers all who waited meanwhile. When the store
+/// closes, it syncs what is left and stops.
+fn sync_loop(wal: &Path, db: &Path, commits: &Commits, wakes: &mpsc::Receiver<()>) {
     let mut log: Option<File> = None;
-    while let Ok(mut through) = numbers.recv() {
-        while let Ok(more) = numbers.try_recv() {
-            through = through.max(more);
+    loop {
+        let closing = wakes.recv().is_err();
+        while wakes.try_recv().is_ok() {}
+        let through = commits.finished.load(Ordering::SeqCst);
+        if through > commits.synced_through() {
+            sync_and_publish(&mut log, wal, db, commits, through);
         }
+        if closing {
+            return;
+        }
+    }
+}
+
+/// Syncs the log, covering every commit up to `through`, and publishes the outcome.
+fn sync_and_publish(
+    log: &mut Option<File>,
+    wal: &Path,
+    db: &Path,
+    commits: &Commits,
+    through: u64,
+) {
+    let started = std::time::Instant::now();
+    let synced = sync_log(log, wal, db);
+    let took = started.elapsed();
+    if took > SLOW_COMMIT {
+        // Storage stalls show up here first (every write since the last sync waits).
+        tracing::warn!("key-value sync took {took:?}");
+    }
+    match synced {
+        // After a failed sync, later ones prove nothing (the kernel may have dropped the
+        // pages that failed): nothing more is confirmed.
+        Ok(()) => {
+            commits.synced.send_modify(|s| {
+                if s.failed.is_none() {
+                    s.through = s.through.max(through);
+                }
+            });
+        }
+        Err(e) => {
+            tracing::error!("key-value store: syncing {} failed: {e}", wal.display());
+            commits
+                .synced
+                .send_modify(|s| s.failed = Some(format!("syncing the log failed: {e}")));
+        }
+    }
+}
+
+/// How often the checkpointer copies the log's new pages into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The log size (in pages) at which a commit checkpoints by itself: only reached if the
+/// checkpointer cannot keep up.
+const AUTOCHECKPOINT_PAGES: u32 = 20_000;
+
+/// The checkpointer thread: every [`CHECKPOINT_INTERVAL`] in which something was committed,
+/// copies the log into the database file (a passive checkpoint: it never blocks the writer or
+/// readers, and SQLite syncs the log before and the database after), so that the log can
+/// start over. Off the writer's path: a commit never waits for a checkpoint. Stops when `stop`
+/// closes.
+fn checkpoint_loop(db: &Path, commits: &Commits, stop: &mpsc::Receiver<()>) {
+    let mut conn: Option<Connection> = None;
+    let mut checkpointed = 0;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
+        let finished = commits.finished.load(Ordering::SeqCst);
+        if finished == checkpointed {
+            continue;
+        }
+        if conn.is_none() {
+            match Connection::open(db).and_then(|c| {
+                c.pragma_update(None, "synchronous", "NORMAL")?;
+                Ok(c)
+            }) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::warn!("key-value checkpointer cannot open {}: {e}", db.display());
+                    continue;
+                }
+            }
+        }
+        let Some(c) = &conn else { continue };
         let started = std::time::Instant::now();
-        let synced = sync_log(&mut log, wal, db);
+        // (busy, frames in the log, frames copied): until all are copied (a reader may still
+        // use the older ones), the next round tries again.
+        let outcome = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        match outcome {
+            Ok((frames, copied)) if copied >= frames => checkpointed = finished,
+            Ok(_) => {}
+            Err(e) => tracing::warn!("key-value checkpoint failed: {e}"),
+        }
         let took = started.elapsed();
         if took > SLOW_COMMIT {
-            // Storage stalls show up here first (every write since the last sync waits).
-            tracing::warn!("key-value sync took {took:?}");
-        }
-        match synced {
-            // After a failed sync, later ones prove nothing (the kernel may have dropped the
-            // pages that failed): nothing more is confirmed.
-            Ok(()) => {
-                commits.synced.send_modify(|s| {
-                    if s.failed.is_none() {
-                        s.through = s.through.max(through);
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::error!("key-value store: syncing {} failed: {e}", wal.display());
-                commits
-                    .synced
-                    .send_modify(|s| s.failed = Some(format!("syncing the log failed: {e}")));
-            }
+            tracing::warn!("key-value checkpoint took {took:?}");
         }
     }
 }
@@ -511,54 +787,52 @@ fn sync_log(log: &mut Option<File>, wal: &Path, db: &Path) -> std::io::Result<()
 /// A group commit or a sync slower than this is logged.
 const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The writer thread: waits for a write, takes every other write already waiting, applies
-/// them in one transaction, commits once, hands the commit to the syncer and answers them all.
-fn write_loop(
-    conn: Connection,
-    jobs: &mpsc::Receiver<Job>,
-    commits: &Commits,
-    to_sync: &mpsc::Sender<u64>,
-) {
-    while let Ok(first) = jobs.recv() {
-        commits.wait_for_syncer();
-        let mut group = vec![first];
-        while group.len() < MAX_WRITES_PER_COMMIT {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        // Numbered before it begins: a read that sees this commit ends after the number is
-        // taken, so its watermark covers it.
-        let number = commits.begun.fetch_add(1, Ordering::SeqCst) + 1;
-        let started = std::time::Instant::now();
-        let outcomes = commit_group(&conn, &group);
-        let took = started.elapsed();
-        if took > SLOW_COMMIT {
-            tracing::warn!("key-value commit of {} writes took {took:?}", group.len());
-        }
-        // A failed commit is synced too: waits for its number must end.
-        let _ = to_sync.send(number);
-        for (job, outcome) in group.into_iter().zip(outcomes) {
-            // The requester may have gone (its instance was cancelled); the write stands.
-            let _ = job.reply.send((outcome, number));
-        }
-    }
+/// Runs one statement without parameters, prepared once per connection.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-fn commit_group(conn: &Connection, group: &[Job]) -> Vec<KvResult<Written>> {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+/// Applies `group` in one transaction and commits it. The commit and dropping its keys from
+/// `cache` happen under the cache's lock, as one step for readers: no read finds a value in
+/// the cache that the file has already replaced, and none caches a value read before the
+/// commit after it (see [`ReadCache::generation`]).
+fn commit_group(
+    conn: &Connection,
+    group: &[Job],
+    cache: &Mutex<ReadCache>,
+) -> Vec<KvResult<Written>> {
+    if !conn.is_autocommit() {
+        // Left open by a leader that panicked mid-commit: nothing of it was answered.
+        let _ = run(conn, "ROLLBACK");
+    }
+    if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
         let err = KvError::from(e);
         return group.iter().map(|_| Err(err.clone())).collect();
     }
-    let outcomes: Vec<KvResult<Written>> = group
-        .iter()
-        .map(|job| apply_alone(conn, &job.store, &job.write))
-        .collect();
-    match conn.execute_batch("COMMIT") {
+    let outcomes: Vec<KvResult<Written>> = match group {
+        // A lone write needs no savepoint: if it fails, the whole transaction is undone.
+        [job] => match apply(conn, &job.store, &job.write) {
+            Ok(written) => vec![Ok(written)],
+            Err(e) => {
+                let _ = run(conn, "ROLLBACK");
+                return vec![Err(e)];
+            }
+        },
+        _ => group
+            .iter()
+            .map(|job| apply_alone(conn, &job.store, &job.write))
+            .collect(),
+    };
+    let mut cache = lock(cache);
+    let committed = run(conn, "COMMIT");
+    for job in group {
+        cache.forget(&job.store, &job.write);
+    }
+    drop(cache);
+    match committed {
         Ok(()) => outcomes,
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = run(conn, "ROLLBACK");
             let err = KvError::from(e);
             group.iter().map(|_| Err(err.clone())).collect()
         }
@@ -567,14 +841,15 @@ fn commit_group(conn: &Connection, group: &[Job]) -> Vec<KvResult<Written>> {
 
 /// Applies one write inside the group's transaction, undoing it alone if it fails.
 fn apply_alone(conn: &Connection, store: &str, write: &Write) -> KvResult<Written> {
-    conn.execute_batch("SAVEPOINT one_write")?;
+    run(conn, "SAVEPOINT one_write")?;
     match apply(conn, store, write) {
         Ok(written) => {
-            conn.execute_batch("RELEASE one_write")?;
+            run(conn, "RELEASE one_write")?;
             Ok(written)
         }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO one_write; RELEASE one_write")?;
+            run(conn, "ROLLBACK TO one_write")?;
+            run(conn, "RELEASE one_write")?;
             Err(e)
         }
     }
@@ -817,6 +1092,176 @@ mod tests {
         let err = after.durable().await.unwrap_err();
         assert!(err.to_string().contains("injected"), "{err}");
         before.durable().await?;
+        Ok(())
+    }
+
+    /// What the file holds for `key`, read past the cache with a connection of its own.
+    fn in_file(kv: &SqliteKv, store: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let conn = read_connection(&kv.path)?;
+        Ok(conn
+            .query_row(SELECT_VALUE, params![store, key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Every kind of write drops what the cache held of its keys before it is answered: a read
+    /// after each one sees the new value (or the absence), as the file does.
+    #[tokio::test]
+    async fn cached_reads_see_every_write() -> anyhow::Result<()> {
+        let kv = session()?;
+        let check = |key: &str, expected: Option<&[u8]>| -> anyhow::Result<()> {
+            assert_eq!(kv.get("s", key)?.as_deref(), expected, "{key}");
+            assert_eq!(kv.exists("s", key)?, expected.is_some(), "{key}");
+            assert_eq!(in_file(&kv.kv, "s", key)?.as_deref(), expected, "{key}");
+            Ok(())
+        };
+        // Absence is cached too, and a write replaces it.
+        check("a", None)?;
+        kv.set("s", "a", b"1".to_vec()).await?;
+        check("a", Some(b"1"))?;
+        kv.set("s", "a", b"2".to_vec()).await?;
+        check("a", Some(b"2"))?;
+        kv.delete("s", "a").await?;
+        check("a", None)?;
+
+        check("n", None)?;
+        kv.increment("s", "n", 7).await?;
+        check("n", Some(&7i64.to_le_bytes()))?;
+
+        check("c", None)?;
+        assert!(kv.compare_and_swap("s", "c", None, b"x".to_vec()).await?);
+        check("c", Some(b"x"))?;
+        let stale = Some(b"nope".to_vec());
+        assert!(!kv.compare_and_swap("s", "c", stale, b"y".to_vec()).await?);
+        check("c", Some(b"x"))?;
+
+        check("m1", None)?;
+        check("m2", None)?;
+        let entries = vec![("m1".into(), b"a".to_vec()), ("m2".into(), b"b".to_vec())];
+        kv.set_many("s", entries).await?;
+        check("m1", Some(b"a"))?;
+        check("m2", Some(b"b"))?;
+        kv.delete_many("s", vec!["m1".into(), "m2".into()]).await?;
+        check("m1", None)?;
+        check("m2", None)?;
+
+        // A failed write changes nothing, in the file or in what reads see.
+        kv.set("s", "t", b"text".to_vec()).await?;
+        check("t", Some(b"text"))?;
+        assert!(kv.increment("s", "t", 1).await.is_err());
+        check("t", Some(b"text"))?;
+        // Another store's key of the same name is another value.
+        assert_eq!(kv.get("other", "t")?, None);
+        Ok(())
+    }
+
+    /// Readers racing writers through the cache never see a value go back, and once the last
+    /// write is answered every read sees it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn cached_reads_never_go_back_under_concurrent_writes() -> anyhow::Result<()> {
+        const WRITES: i64 = 300;
+        let kv = session()?;
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for _ in 0..4 {
+            let (kv, done) = (kv.clone(), done.clone());
+            readers.push(tokio::spawn(async move {
+                let mut last = 0;
+                let mut reads = 0;
+                while !done.load(Ordering::SeqCst) {
+                    let value = match kv.get("s", "n")? {
+                        Some(bytes) => i64::from_le_bytes(bytes.as_slice().try_into().unwrap()),
+                        None => 0,
+                    };
+                    assert!(value >= last, "read {value} after {last}");
+                    last = value;
+                    reads += 1;
+                    tokio::task::yield_now().await;
+                }
+                Ok::<u64, KvError>(reads)
+            }));
+        }
+        let mut writers = Vec::new();
+        for _ in 0..3 {
+            let kv = kv.clone();
+            writers.push(tokio::spawn(async move {
+                for _ in 0..WRITES / 3 {
+                    let n = kv.increment("s", "n", 1).await?;
+                    let seen = kv.get("s", "n")?.expect("written");
+                    let seen = i64::from_le_bytes(seen.as_slice().try_into().unwrap());
+                    assert!(seen >= n, "a writer reads {seen} after writing {n}");
+                }
+                Ok::<(), KvError>(())
+            }));
+        }
+        for writer in writers {
+            writer.await??;
+        }
+        done.store(true, Ordering::SeqCst);
+        for reader in readers {
+            assert!(reader.await?? > 0);
+        }
+        assert_eq!(kv.get("s", "n")?, Some(WRITES.to_le_bytes().to_vec()));
+        assert_eq!(
+            in_file(&kv.kv, "s", "n")?,
+            Some(WRITES.to_le_bytes().to_vec())
+        );
+        Ok(())
+    }
+
+    /// The cache keeps to its size: past [`MAX_CACHED_BYTES`] it starts over, and values too
+    /// large are read from the file every time.
+    #[test]
+    fn the_cache_keeps_to_its_size() {
+        let mut cache = ReadCache::default();
+        let value = Some(vec![0u8; 60 << 10]);
+        for i in 0..1000 {
+            cache.insert(0, "s", &format!("k{i}"), &value);
+            assert!(cache.bytes <= MAX_CACHED_BYTES);
+        }
+        assert!(cache.get("s", "k999").is_some());
+        assert!(cache.get("s", "k0").is_none(), "the cache started over");
+        cache.insert(0, "s", "big", &Some(vec![0u8; MAX_CACHED_VALUE]));
+        assert!(cache.get("s", "big").is_none());
+        // A value read before a commit dropped keys is not cached: it may be older than it.
+        let generation = cache.generation;
+        cache.forget("s", &Write::Delete { key: "x".into() });
+        cache.insert(generation, "s", "y", &Some(vec![1]));
+        assert!(cache.get("s", "y").is_none());
+    }
+
+    /// The log is synced only when someone waits: commits nobody waits for cost no sync.
+    #[tokio::test]
+    async fn nothing_is_synced_until_someone_waits() -> anyhow::Result<()> {
+        let kv = session()?;
+        for i in 0..20 {
+            kv.set("s", &format!("k{i}"), vec![1]).await?;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(kv.kv.commits.synced.borrow().through, 0);
+        kv.durable().await?;
+        assert!(kv.kv.commits.synced.borrow().through >= watermark(&kv));
+        Ok(())
+    }
+
+    /// The checkpointer copies the log into the database file in the background, while the
+    /// store is open.
+    #[tokio::test]
+    async fn the_checkpointer_copies_the_log_into_the_database() -> anyhow::Result<()> {
+        let kv = session()?;
+        let size = || std::fs::metadata(&kv.kv.path).map(|m| m.len());
+        let before = size()?;
+        for i in 0..100 {
+            kv.set("s", &format!("k{i}"), vec![7; 4096]).await?;
+        }
+        let deadline = std::time::Instant::now() + 20 * CHECKPOINT_INTERVAL;
+        while size()? < before + 100 * 4096 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing was checkpointed: the file has {} bytes",
+                size()?
+            );
+            tokio::time::sleep(CHECKPOINT_INTERVAL / 2).await;
+        }
         Ok(())
     }
 
