@@ -42,6 +42,10 @@ pub fn new_engine() -> anyhow::Result<Engine> {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // Spin's components use the WASI 0.2 ABI, where a call into the host is one synchronous
+    // call: without the component-model-async machinery, no call (of the dozens a request
+    // makes) creates and deletes a host task, and no store sets up concurrency state.
+    config.concurrency_support(false);
     // Memories are reserved at their maximum size so they never move; a smaller reservation
     // keeps 1000 slots within a normal virtual address space.
     config.memory_reservation(MAX_INSTANCE_MEMORY_BYTES as u64);
