@@ -37,9 +37,9 @@
 //! holding each of its writes, and for each read the latest commit begun when the read ended.
 //! If a sync fails, the store stops confirming anything: every wait for durability fails.
 //!
-//! A checkpointer thread copies the log into the database file in the background (SQLite's
-//! passive checkpoint, which syncs the log before and the database after), so no write ever
-//! waits for a checkpoint.
+//! Checkpoints stay SQLite's own (every 1,000 pages of log, by the commit that reaches them).
+//! A checkpointer thread beside the writer was measured: more throughput, but its syncs of the
+//! database file stalled the log's syncs behind them, and the slowest publishes got slower.
 //!
 //! ## Reads: a cache in front of their own connections
 //!
@@ -262,21 +262,33 @@ impl Committer {
 struct ReadCache {
     stores: HashMap<String, HashMap<String, Option<Vec<u8>>>>,
     bytes: usize,
-    /// Counts commits: a value read from SQLite is cached only if no commit has happened
-    /// since the read began. Commits change it under the cache's lock, together with the
-    /// commit itself, so all values cached in one generation were read from the same state.
+    /// Changes when a commit begins and when it ends: a value read from SQLite is cached only
+    /// if the generation has not changed since the read began (the value could be older than
+    /// a commit made meanwhile).
     generation: u64,
+    /// The keys of the commit under way: not served from the cache, nor cached, until it has
+    /// ended (a read may find them changed in the file already, or not yet).
+    pending: HashMap<String, std::collections::HashSet<String>>,
 }
 
 impl ReadCache {
     fn get(&self, store: &str, key: &str) -> Option<&Option<Vec<u8>>> {
+        if self.is_pending(store, key) {
+            return None;
+        }
         self.stores.get(store)?.get(key)
+    }
+
+    fn is_pending(&self, store: &str, key: &str) -> bool {
+        self.pending
+            .get(store)
+            .is_some_and(|keys| keys.contains(key))
     }
 
     /// Caches what was read of `key` if no commit dropped anything since `generation`.
     fn insert(&mut self, generation: u64, store: &str, key: &str, value: &Option<Vec<u8>>) {
         let size = key.len() + value.as_ref().map_or(0, Vec::len) + CACHE_ENTRY_OVERHEAD;
-        if generation != self.generation || size > MAX_CACHED_VALUE {
+        if generation != self.generation || size > MAX_CACHED_VALUE || self.is_pending(store, key) {
             return;
         }
         if self.bytes + size > MAX_CACHED_BYTES {
@@ -293,15 +305,17 @@ impl ReadCache {
         }
     }
 
-    /// Drops every key `write` changes (or may change), and starts a new generation.
-    fn forget(&mut self, store: &str, write: &Write) {
+    /// Before a commit: drops every key `write` changes (or may change) and holds it back
+    /// from the cache until [`end_commit`](Self::end_commit); starts a new generation.
+    fn begin_commit(&mut self, store: &str, write: &Write) {
         self.generation += 1;
-        let Some(values) = self.stores.get_mut(store) else {
-            return;
-        };
+        let pending = self.pending.entry(store.to_owned()).or_default();
+        let mut values = self.stores.get_mut(store);
+        let bytes = &mut self.bytes;
         let mut drop_key = |key: &str| {
-            if let Some(value) = values.remove(key) {
-                self.bytes = self.bytes.saturating_sub(
+            pending.insert(key.to_owned());
+            if let Some(value) = values.as_mut().and_then(|v| v.remove(key)) {
+                *bytes = bytes.saturating_sub(
                     key.len() + value.map_or(0, |v| v.len()) + CACHE_ENTRY_OVERHEAD,
                 );
             }
@@ -314,6 +328,13 @@ impl ReadCache {
             Write::SetMany { entries } => entries.iter().for_each(|(key, _)| drop_key(key)),
             Write::DeleteMany { keys } => keys.iter().for_each(|key| drop_key(key)),
         }
+    }
+
+    /// After the commit (or its failure): its keys may be cached again, from a new
+    /// generation on.
+    fn end_commit(&mut self) {
+        self.generation += 1;
+        self.pending.clear();
     }
 }
 
@@ -329,7 +350,6 @@ pub struct SqliteKv {
     path: PathBuf,
     writer: Option<Writer>,
     syncer: Option<std::thread::JoinHandle<()>>,
-    checkpointer: Option<(std::thread::JoinHandle<()>, mpsc::Sender<()>)>,
     commits: Arc<Commits>,
     readers: Mutex<Vec<Connection>>,
     cache: Mutex<ReadCache>,
@@ -345,8 +365,6 @@ fn writer_connection(path: &Path) -> rusqlite::Result<Connection> {
     // Checkpoints still sync the log before and the database after.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // Checkpoints are the checkpointer thread's work; this is only a backstop.
-    conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute(
         "CREATE TABLE IF NOT EXISTS spin_key_value (
@@ -396,17 +414,10 @@ impl SqliteKv {
         let syncer = std::thread::Builder::new()
             .name("kv-syncer".into())
             .spawn(move || sync_loop(&wal, &db, &syncer_commits, &wakes))?;
-        let (stop_checkpoints, checkpoint_stop) = mpsc::channel();
-        let checkpointer_commits = commits.clone();
-        let db = path.clone();
-        let checkpointer = std::thread::Builder::new()
-            .name("kv-checkpointer".into())
-            .spawn(move || checkpoint_loop(&db, &checkpointer_commits, &checkpoint_stop))?;
         Ok(Self {
             path,
             writer: Some(writer),
             syncer: Some(syncer),
-            checkpointer: Some((checkpointer, stop_checkpoints)),
             commits,
             readers: Mutex::new(Vec::new()),
             cache: Mutex::default(),
@@ -641,12 +652,8 @@ impl KvSession {
 
 impl Drop for SqliteKv {
     fn drop(&mut self) {
-        // No write is under way (this is the last owner). The checkpointer stops first; then
-        // the writing connection closes, and the syncer syncs what is left and stops.
-        if let Some((thread, stop)) = self.checkpointer.take() {
-            drop(stop);
-            let _ = thread.join();
-        }
+        // No write is under way (this is the last owner). The writing connection closes, and
+        // the syncer syncs what is left and stops.
         self.writer = None;
         lock(&self.commits.wake).take();
         if let Some(thread) = self.syncer.take() {
@@ -715,57 +722,6 @@ fn sync_and_publish(
     }
 }
 
-/// How often the checkpointer copies the log's new pages into the database file.
-const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// The log size (in pages) at which a commit checkpoints by itself: only reached if the
-/// checkpointer cannot keep up.
-const AUTOCHECKPOINT_PAGES: u32 = 20_000;
-
-/// The checkpointer thread: every [`CHECKPOINT_INTERVAL`] in which something was committed,
-/// copies the log into the database file (a passive checkpoint: it never blocks the writer or
-/// readers, and SQLite syncs the log before and the database after), so that the log can
-/// start over. Off the writer's path: a commit never waits for a checkpoint. Stops when `stop`
-/// closes.
-fn checkpoint_loop(db: &Path, commits: &Commits, stop: &mpsc::Receiver<()>) {
-    let mut conn: Option<Connection> = None;
-    let mut checkpointed = 0;
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
-        let finished = commits.finished.load(Ordering::SeqCst);
-        if finished == checkpointed {
-            continue;
-        }
-        if conn.is_none() {
-            match Connection::open(db).and_then(|c| {
-                c.pragma_update(None, "synchronous", "NORMAL")?;
-                Ok(c)
-            }) {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    tracing::warn!("key-value checkpointer cannot open {}: {e}", db.display());
-                    continue;
-                }
-            }
-        }
-        let Some(c) = &conn else { continue };
-        let started = std::time::Instant::now();
-        // (busy, frames in the log, frames copied): until all are copied (a reader may still
-        // use the older ones), the next round tries again.
-        let outcome = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        });
-        match outcome {
-            Ok((frames, copied)) if copied >= frames => checkpointed = finished,
-            Ok(_) => {}
-            Err(e) => tracing::warn!("key-value checkpoint failed: {e}"),
-        }
-        let took = started.elapsed();
-        if took > SLOW_COMMIT {
-            tracing::warn!("key-value checkpoint took {took:?}");
-        }
-    }
-}
-
 /// `fdatasync` of the write-ahead log (opened once). Before the log exists (no commit has
 /// written anything yet) the database file itself is synced.
 fn sync_log(log: &mut Option<File>, wal: &Path, db: &Path) -> std::io::Result<()> {
@@ -792,10 +748,10 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-/// Applies `group` in one transaction and commits it. The commit and dropping its keys from
-/// `cache` happen under the cache's lock, as one step for readers: no read finds a value in
-/// the cache that the file has already replaced, and none caches a value read before the
-/// commit after it (see [`ReadCache::generation`]).
+/// Applies `group` in one transaction and commits it. Its keys leave `cache` before the
+/// commit and may come back only after it, from reads begun after it: no read finds a value
+/// in the cache that the file has already replaced, and none caches a value older than the
+/// commit (see [`ReadCache::generation`] and [`ReadCache::pending`]).
 fn commit_group(
     conn: &Connection,
     group: &[Job],
@@ -823,12 +779,16 @@ fn commit_group(
             .map(|job| apply_alone(conn, &job.store, &job.write))
             .collect(),
     };
-    let mut cache = lock(cache);
-    let committed = run(conn, "COMMIT");
-    for job in group {
-        cache.forget(&job.store, &job.write);
+    {
+        let mut cache = lock(cache);
+        for job in group {
+            cache.begin_commit(&job.store, &job.write);
+        }
     }
-    drop(cache);
+    // Outside the cache's lock: reads of other keys go on, even when this commit
+    // checkpoints the log.
+    let committed = run(conn, "COMMIT");
+    lock(cache).end_commit();
     match committed {
         Ok(()) => outcomes,
         Err(e) => {
@@ -1224,9 +1184,16 @@ mod tests {
         assert!(cache.get("s", "big").is_none());
         // A value read before a commit dropped keys is not cached: it may be older than it.
         let generation = cache.generation;
-        cache.forget("s", &Write::Delete { key: "x".into() });
+        cache.begin_commit("s", &Write::Delete { key: "x".into() });
         cache.insert(generation, "s", "y", &Some(vec![1]));
         assert!(cache.get("s", "y").is_none());
+        // Nor is a key of the commit under way, even when read in its generation; once the
+        // commit has ended, a new read caches it.
+        cache.insert(cache.generation, "s", "x", &Some(vec![2]));
+        assert!(cache.get("s", "x").is_none());
+        cache.end_commit();
+        cache.insert(cache.generation, "s", "x", &Some(vec![2]));
+        assert_eq!(cache.get("s", "x"), Some(&Some(vec![2])));
     }
 
     /// The log is synced only when someone waits: commits nobody waits for cost no sync.
@@ -1240,28 +1207,6 @@ mod tests {
         assert_eq!(kv.kv.commits.synced.borrow().through, 0);
         kv.durable().await?;
         assert!(kv.kv.commits.synced.borrow().through >= watermark(&kv));
-        Ok(())
-    }
-
-    /// The checkpointer copies the log into the database file in the background, while the
-    /// store is open.
-    #[tokio::test]
-    async fn the_checkpointer_copies_the_log_into_the_database() -> anyhow::Result<()> {
-        let kv = session()?;
-        let size = || std::fs::metadata(&kv.kv.path).map(|m| m.len());
-        let before = size()?;
-        for i in 0..100 {
-            kv.set("s", &format!("k{i}"), vec![7; 4096]).await?;
-        }
-        let deadline = std::time::Instant::now() + 20 * CHECKPOINT_INTERVAL;
-        while size()? < before + 100 * 4096 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nothing was checkpointed: the file has {} bytes",
-                size()?
-            );
-            tokio::time::sleep(CHECKPOINT_INTERVAL / 2).await;
-        }
         Ok(())
     }
 
