@@ -8,14 +8,13 @@
 //!
 //! Every write (set, delete, the batch writes, increment, compare-and-swap) joins one queue in
 //! front of the only writing connection. The request that finds the connection free commits
-//! for everyone (it is the *leader*, on its own thread, with no hop to another thread): it
-//! takes every write that is waiting, applies them in order inside one transaction, commits
-//! once and answers them all, and goes on while writes keep arriving. Requests that find the
-//! connection busy wait for their answer. Because writes are applied one after another on one
-//! connection, compare-and-swap and increment are atomic across concurrent requests, as on
-//! Spin. A write that fails on its own (an increment of a
-//! non-integer) changes nothing and fails alone; if the commit itself fails, every write of
-//! the group fails and none is kept.
+//! for everyone, on the thread it already runs on (it is the *leader*): it takes every write
+//! that is waiting, applies them in order inside one transaction, commits once and answers
+//! them all, and goes on while writes keep arriving. Requests that find the connection busy
+//! wait for their answer. Because writes are applied one after another on one connection,
+//! compare-and-swap and increment are atomic across concurrent requests, as on Spin. A write
+//! that fails on its own (an increment of a non-integer) changes nothing and fails alone; if
+//! the commit itself fails, every write of the group fails and none is kept.
 //!
 //! ## Durable before anyone outside sees it
 //!
@@ -44,10 +43,11 @@
 //! ## Reads: a cache in front of their own connections
 //!
 //! Values read are kept in memory ([`ReadCache`], at most [`MAX_CACHED_BYTES`]): every write
-//! goes through this process's one writing connection, which drops the keys it wrote from the
-//! cache once they are committed and before they are answered, so a cached value is always
-//! the latest committed one. (Other processes may read the file meanwhile, as Spin allows; a
-//! second process writing the same state directory at the same time is not supported.)
+//! goes through this process's one writing connection, which takes the keys it writes out of
+//! the cache before it commits and lets them be cached again only after (from reads begun
+//! after the commit), so a cached value is always the latest committed one. (Other processes
+//! may read the file meanwhile, as Spin allows; a second process writing the same state
+//! directory at the same time is not supported.)
 //!
 //! A value not in the cache is read with one of a small pool of read connections. The
 //! database is in WAL mode, so a read never waits for the writer and sees every write that was
@@ -178,15 +178,11 @@ impl Commits {
     }
 }
 
-/// The writing connection: held by the leader.
-struct Committer {
-    conn: Connection,
-}
-
-/// The queue of writes and the connection that commits them (module docs, "Writes").
+/// The queue of writes and the connection that commits them, held by the leader (module
+/// docs, "Writes").
 struct Writer {
     queue: Mutex<Vec<Job>>,
-    committer: Mutex<Committer>,
+    conn: Mutex<Connection>,
 }
 
 impl Writer {
@@ -205,8 +201,8 @@ impl Writer {
     /// connection taken) is committed by it or by whoever took the connection next.
     fn lead(&self, commits: &Commits, cache: &Mutex<ReadCache>) {
         loop {
-            let mut committer = match self.committer.try_lock() {
-                Ok(committer) => committer,
+            let conn = match self.conn.try_lock() {
+                Ok(conn) => conn,
                 Err(std::sync::TryLockError::WouldBlock) => return,
                 Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             };
@@ -219,9 +215,9 @@ impl Writer {
                 if group.is_empty() {
                     break;
                 }
-                committer.commit(group, commits, cache);
+                commit(&conn, group, commits, cache);
             }
-            drop(committer);
+            drop(conn);
             if lock(&self.queue).is_empty() {
                 return;
             }
@@ -229,30 +225,28 @@ impl Writer {
     }
 }
 
-impl Committer {
-    /// Applies `group` in one transaction, hands the commit to the syncer and answers every
-    /// write of the group.
-    fn commit(&mut self, group: Vec<Job>, commits: &Commits, cache: &Mutex<ReadCache>) {
-        // Numbered before it begins: a read that sees this commit ends after the number is
-        // taken, so its watermark covers it.
-        let number = commits.begun.fetch_add(1, Ordering::SeqCst) + 1;
-        let started = std::time::Instant::now();
-        let outcomes = commit_group(&self.conn, &group, cache);
-        let took = started.elapsed();
-        if took > SLOW_COMMIT {
-            tracing::warn!("key-value commit of {} writes took {took:?}", group.len());
-        }
-        // A failed commit counts as finished too: waits for its number must end. If a session
-        // waits for a commit not on disk yet (perhaps this one, seen by a read while it was
-        // under way), the syncer syncs it now.
-        commits.finished.store(number, Ordering::SeqCst);
-        if commits.wanted.load(Ordering::SeqCst) > commits.synced_through() {
-            commits.wake_syncer();
-        }
-        for (job, outcome) in group.into_iter().zip(outcomes) {
-            // The requester may have gone (its instance was cancelled); the write stands.
-            let _ = job.reply.send((outcome, number));
-        }
+/// Applies `group` in one transaction, hands the commit to the syncer and answers every write
+/// of the group.
+fn commit(conn: &Connection, group: Vec<Job>, commits: &Commits, cache: &Mutex<ReadCache>) {
+    // Numbered before it begins: a read that sees this commit ends after the number is
+    // taken, so its watermark covers it.
+    let number = commits.begun.fetch_add(1, Ordering::SeqCst) + 1;
+    let started = std::time::Instant::now();
+    let outcomes = commit_group(conn, &group, cache);
+    let took = started.elapsed();
+    if took > SLOW_COMMIT {
+        tracing::warn!("key-value commit of {} writes took {took:?}", group.len());
+    }
+    // A failed commit counts as finished too: waits for its number must end. If a session
+    // waits for a commit not on disk yet (perhaps this one, seen by a read while it was
+    // under way), the syncer syncs it now.
+    commits.finished.store(number, Ordering::SeqCst);
+    if commits.wanted.load(Ordering::SeqCst) > commits.synced_through() {
+        commits.wake_syncer();
+    }
+    for (job, outcome) in group.into_iter().zip(outcomes) {
+        // The requester may have gone (its instance was cancelled); the write stands.
+        let _ = job.reply.send((outcome, number));
     }
 }
 
@@ -406,7 +400,7 @@ impl SqliteKv {
         });
         let writer = Writer {
             queue: Mutex::new(Vec::new()),
-            committer: Mutex::new(Committer { conn }),
+            conn: Mutex::new(conn),
         };
         let syncer_commits = commits.clone();
         let wal = wal_path(&path);
