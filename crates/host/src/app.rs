@@ -430,40 +430,27 @@ impl AppRuntime {
 /// [`MAX_CONCURRENT_INSTANCES`](crate::engine::MAX_CONCURRENT_INSTANCES) requests at once): `503`
 /// with `Retry-After: 1`, so that clients back off instead of seeing a server error.
 fn overloaded() -> http::Response<HyperOutgoingBody> {
-    let body = serde_json::json!({"error": {
-        "code": "OVERLOADED",
-        "message": format!(
+    unavailable(
+        "OVERLOADED",
+        &format!(
             "the server is handling its maximum of {} requests at once; retry shortly",
             crate::engine::MAX_CONCURRENT_INSTANCES
         ),
-        "details": [],
-    }});
-    let mut response = http::Response::new(
-        Full::new(Bytes::from(body.to_string()))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::RETRY_AFTER,
-        http::HeaderValue::from_static("1"),
-    );
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    response
+    )
 }
 
 /// The answer when the instance's writes cannot be made durable: `503`, since a `2xx` would
 /// confirm what a crash could still lose.
 fn storage_failed() -> http::Response<HyperOutgoingBody> {
-    let body = serde_json::json!({"error": {
-        "code": "STORE_UNAVAILABLE",
-        "message": "the key-value store cannot make writes durable; the request's outcome is unknown",
-        "details": [],
-    }});
+    unavailable(
+        "STORE_UNAVAILABLE",
+        "the key-value store cannot make writes durable; the request's outcome is unknown",
+    )
+}
+
+/// A `503` in the platform's error shape, with `Retry-After: 1`.
+fn unavailable(code: &str, message: &str) -> http::Response<HyperOutgoingBody> {
+    let body = serde_json::json!({"error": {"code": code, "message": message, "details": []}});
     let mut response = full(
         StatusCode::SERVICE_UNAVAILABLE,
         "application/json",
