@@ -2,12 +2,9 @@
 //! key-value data; and the handling of one request from route to response.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -15,7 +12,6 @@ use eventplane_manifest::outbound::AllowedHosts;
 use eventplane_manifest::routes::{RouteMatch, Router};
 use eventplane_manifest::variables::ResolvedVariables;
 use http::{HeaderName, HeaderValue, StatusCode};
-use http_body::Frame;
 use http_body_util::{BodyExt as _, Full};
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
@@ -24,7 +20,8 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::kv_store::{KvError, KvSession, SqliteKv};
+use crate::durable_body::DurableBody;
+use crate::kv_store::SqliteKv;
 use crate::state::HostState;
 
 /// The key-value store labels that exist without a runtime config file, as on `spin up`.
@@ -463,79 +460,6 @@ fn unavailable(code: &str, message: &str) -> http::Response<HyperOutgoingBody> {
     response
 }
 
-/// Waiting for a session's writes to be durable.
-type SyncWait = Pin<Box<dyn Future<Output = Result<(), KvError>> + Send>>;
-
-/// A response body whose frames are sent only once every write the instance could have seen
-/// is on disk (the head has waited already, so this waits only for writes made while the
-/// body is streamed).
-struct DurableBody {
-    inner: HyperOutgoingBody,
-    kv: KvSession,
-    /// A frame held back, and the wait for durability it is held for.
-    held: Option<(SyncWait, Frame<Bytes>)>,
-}
-
-impl DurableBody {
-    fn new(inner: HyperOutgoingBody, kv: KvSession) -> Self {
-        Self {
-            inner,
-            kv,
-            held: None,
-        }
-    }
-}
-
-impl http_body::Body for DurableBody {
-    type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        if let Some((wait, _)) = &mut this.held {
-            let synced = std::task::ready!(wait.as_mut().poll(cx));
-            let Some((_, frame)) = this.held.take() else {
-                return Poll::Ready(None);
-            };
-            return Poll::Ready(Some(match synced {
-                Ok(()) => Ok(frame),
-                Err(e) => Err(wasmtime_wasi_http::Error::InternalError(Some(
-                    e.to_string(),
-                ))),
-            }));
-        }
-        match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-            Some(Ok(frame)) if !this.kv.is_durable() => {
-                let kv = this.kv.clone();
-                this.held = Some((Box::pin(async move { kv.durable().await }), frame));
-                Pin::new(this).poll_frame(cx)
-            }
-            other => Poll::Ready(other),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.held.is_none() && self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        let mut hint = self.inner.size_hint();
-        if let Some((_, frame)) = &self.held
-            && let Some(data) = frame.data_ref()
-        {
-            let held = data.len() as u64;
-            hint.set_lower(hint.lower().saturating_add(held));
-            if let Some(upper) = hint.upper() {
-                hint.set_upper(upper.saturating_add(held));
-            }
-        }
-        hint
-    }
-}
-
 fn empty(status: StatusCode) -> http::Response<HyperOutgoingBody> {
     let mut response = http::Response::new(
         Full::new(Bytes::new())
@@ -562,4 +486,48 @@ fn full(
         HeaderValue::from_static(content_type),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body and headers of a `503` the host answers itself.
+    async fn unavailable_answer(
+        response: http::Response<HyperOutgoingBody>,
+    ) -> anyhow::Result<serde_json::Value> {
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/json"
+        );
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// Both answers the host gives when it cannot serve a request are `503`s in the
+    /// platform's error shape, with `Retry-After`, and name their cause.
+    #[tokio::test]
+    async fn the_hosts_own_503s_say_why_and_when_to_retry() -> anyhow::Result<()> {
+        let overloaded = unavailable_answer(overloaded()).await?;
+        assert_eq!(overloaded["error"]["code"], "OVERLOADED");
+        let message = overloaded["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&crate::engine::MAX_CONCURRENT_INSTANCES.to_string()),
+            "{message}"
+        );
+        assert_eq!(overloaded["error"]["details"], serde_json::json!([]));
+
+        let failed = unavailable_answer(storage_failed()).await?;
+        assert_eq!(failed["error"]["code"], "STORE_UNAVAILABLE");
+        assert!(
+            failed["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("durable")),
+            "{failed}"
+        );
+        assert_eq!(failed["error"]["details"], serde_json::json!([]));
+        Ok(())
+    }
 }

@@ -554,6 +554,15 @@ impl KvSession {
         result
     }
 
+    /// Makes every later wait for durability fail with `reason`, as a failed sync does.
+    #[cfg(test)]
+    pub(crate) fn fail_syncs(&self, reason: &str) {
+        self.kv
+            .commits
+            .synced
+            .send_modify(|s| s.failed = Some(reason.to_owned()));
+    }
+
     /// Waits until every write this session could have seen is on disk: call it before
     /// anything of the session's is shown outside.
     pub async fn durable(&self) -> KvResult<()> {

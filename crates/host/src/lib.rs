@@ -19,6 +19,7 @@
 mod app;
 mod bindings;
 mod build_cmd;
+mod durable_body;
 mod engine;
 mod key_value;
 mod kv_store;

@@ -10,7 +10,8 @@
 //! - sends everything else to the network, reusing `http://` connections as Spin's connection
 //!   pooling does (see [`crate::pool`]);
 //! - sends nothing before every key-value write the instance could have seen is on disk
-//!   (see [`crate::kv_store`]).
+//!   (see [`crate::kv_store`]): not the request's head, and not any frame of a body the
+//!   instance streams after it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiHttpHooks};
 
 use crate::app::{AppRuntime, ComponentRuntime};
+use crate::durable_body::DurableBody;
 use crate::kv_store::KvSession;
 
 /// The body type wasmtime-wasi-http uses for requests and responses crossing the host.
@@ -92,6 +94,9 @@ impl WasiHttpHooks for OutboundHooks {
                 tracing::error!(component = %component.id, "outbound request held back: {e}");
                 Error::InternalError(Some(e.to_string()))
             })?;
+            // A body the instance streams goes out frame by frame: each waits for the writes
+            // the instance made meanwhile.
+            let request = request.map(|body| DurableBody::new(body, kv).boxed_unsync());
             send(app, component, request, options).await
         })
     }
