@@ -291,9 +291,21 @@ pub struct PullCounts {
     pub events: Vec<EventId>,
 }
 
+/// Takes `api`, which has no external subscription left, out of the index of APIs the tick
+/// pulls for. The registry writes an API's record before it lists the API, so the record is
+/// read again after the removal: if it gained a subscription meanwhile (and the registry's
+/// listing came before this removal), the API goes back in.
+fn unlist(store: &dyn KvStore, tenant: &TenantId, api: &ApiId) -> Result<(), Error> {
+    store.index_remove(&bus_apis(tenant), api.as_str())?;
+    if load_api(store, tenant, api)?.is_some_and(|api| !api.bus.is_empty()) {
+        index::add_to_tenant_index(store, tenant, state::BUS_APIS, api.as_str())?;
+    }
+    Ok(())
+}
+
 /// Checks every external subscription of the tenant and pulls the pull-mode ones, batch after
-/// batch while batches come full, until `deadline_ms`. API ids whose record is gone leave the
-/// index.
+/// batch while batches come full, until `deadline_ms`. API ids whose record is gone, or which
+/// have no external subscription left, leave the index.
 pub fn pull_all(
     store: &dyn KvStore,
     tenant: &TenantId,
@@ -311,6 +323,10 @@ pub fn pull_all(
             store.index_remove(&bus_apis(tenant), &member)?; // deleted for good (ids are unique)
             continue;
         };
+        if api.bus.is_empty() {
+            unlist(store, tenant, &id)?;
+            continue;
+        }
         for sub in &api.bus {
             counts.subscriptions += 1;
             if now_ms() >= deadline_ms {

@@ -420,3 +420,101 @@ fn push_subscriptions_are_checked_but_not_pulled_and_deleted_apis_leave_the_inde
     assert!(index::all_members(&store, &bus_apis(&tenant))?.is_empty());
     Ok(())
 }
+
+/// Writes `api`'s record with `bus` as its external subscriptions, as the registry does on an
+/// update (the application and catalog stay).
+fn rewrite(store: &dyn KvStore, tenant: &TenantId, api: &ApiId, bus: &[&BusSubscription]) {
+    let key = keys::record_for(tenant, api);
+    let mut record: serde_json::Value = store.get_json(&key).expect("read").expect("record");
+    record["bus"] = json!(bus);
+    store.set_json(&key, &record).expect("write");
+}
+
+#[test]
+fn an_api_whose_subscriptions_were_all_removed_leaves_the_index() -> Result<(), Error> {
+    let store = MemoryStore::new();
+    let (tenant, sub, api) = registered(&store, "10");
+    let bus = Bus::new(&store, &tenant);
+    assert_eq!(pull(&store, &tenant, &bus)?.subscriptions, 1);
+    rewrite(&store, &tenant, &api, &[]);
+    assert_eq!(pull(&store, &tenant, &bus)?.subscriptions, 0);
+    assert!(index::all_members(&store, &bus_apis(&tenant))?.is_empty());
+
+    // Given a subscription again, the registry lists it again, and the tick pulls for it.
+    rewrite(&store, &tenant, &api, &[&sub]);
+    index::add_to_tenant_index(&store, &tenant, state::BUS_APIS, api.as_str())?;
+    bus.publish(good("1"));
+    let counts = pull(&store, &tenant, &bus)?;
+    assert_eq!((counts.subscriptions, counts.stored), (1, 1));
+    Ok(())
+}
+
+/// A store that, just before the tick's first change to the index, lets "the registry" give
+/// the API a subscription again and list it (the listing is a no-op: the API is still in).
+struct RegistryRace<'a> {
+    inner: MemoryStore,
+    tenant: TenantId,
+    api: ApiId,
+    sub: &'a BusSubscription,
+    raced: Cell<bool>,
+}
+
+impl KvStore for RegistryRace<'_> {
+    fn get(&self, key: &eventplane_core::Key) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &eventplane_core::Key, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &eventplane_core::Key) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+    fn exists(&self, key: &eventplane_core::Key) -> Result<bool, StoreError> {
+        self.inner.exists(key)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &eventplane_core::Key,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        if *key == bus_apis(&self.tenant) && !self.raced.replace(true) {
+            rewrite(&self.inner, &self.tenant, &self.api, &[self.sub]);
+            index::add_to_tenant_index(
+                &self.inner,
+                &self.tenant,
+                state::BUS_APIS,
+                self.api.as_str(),
+            )
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        }
+        self.inner.compare_and_swap(key, expected, new)
+    }
+    fn increment(&self, key: &eventplane_core::Key, delta: i64) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta)
+    }
+}
+
+#[test]
+fn an_api_given_a_subscription_while_it_is_unlisted_stays_listed() -> Result<(), Error> {
+    let inner = MemoryStore::new();
+    let (tenant, sub, api) = registered(&inner, "10");
+    rewrite(&inner, &tenant, &api, &[]);
+    let store = RegistryRace {
+        inner,
+        tenant: tenant.clone(),
+        api: api.clone(),
+        sub: &sub,
+        raced: Cell::new(false),
+    };
+    let bus = Bus::new(&store, &tenant);
+    pull(&store, &tenant, &bus)?;
+    assert!(store.raced.get(), "the registry's update came in between");
+    assert_eq!(
+        index::all_members(&store, &bus_apis(&tenant))?,
+        vec![api.to_string()]
+    );
+    bus.publish(good("1"));
+    assert_eq!(pull(&store, &tenant, &bus)?.stored, 1);
+    Ok(())
+}
