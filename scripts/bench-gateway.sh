@@ -15,6 +15,13 @@
 #   CONCURRENCY="1 16" ./scripts/bench-gateway.sh
 #   THREADS=4 ./scripts/bench-gateway.sh         # wrk threads for concurrency > 1 (default: min(4, nproc))
 #   EVENTPLANE_BIN=/tmp/eventplane-old ./scripts/bench-gateway.sh   # serve with another host build (A/B)
+#   TIMINGS=0 ./scripts/bench-gateway.sh         # no in-host timings (needed for host builds without them)
+#
+# The gateway's server runs with EVENTPLANE_TIMINGS (crates/host/src/timings.rs): after each
+# gateway run the summary also shows how long the publishes took inside the host (to the
+# response head, of which waiting for store writes; waiting for durability; both together).
+# What wrk measures beyond that is the time requests waited outside the handler, mostly for a
+# core on a busy machine.
 set -euo pipefail
 # Servers run as deployed, without backtraces: with RUST_BACKTRACE set, wasmtime captures one
 # for every error it formats, and it formats some on every request.
@@ -46,7 +53,10 @@ work=$(mktemp -d)
 trap 'kill "${server:-}" "${empty_server:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # ---- the application, on a fresh state directory ---------------------------------------------
-SPIN_VARIABLE_ADMIN_TOKEN=$admin SPIN_VARIABLE_TOKEN_TTL_SECONDS=3600 \
+timings=${TIMINGS:-1}
+timings_env=()
+[ "$timings" = 0 ] || timings_env=(EVENTPLANE_TIMINGS=86400) # reported on SIGUSR1, per run
+env "${timings_env[@]}" SPIN_VARIABLE_ADMIN_TOKEN=$admin SPIN_VARIABLE_TOKEN_TTL_SECONDS=3600 \
   ${EVENTPLANE_BIN:-./target/release/eventplane} up --listen "127.0.0.1:$port" --manifest spin.toml \
   --state-dir "$work/.spin" --cache-dir "$PWD/target/eventplane-bench-cache" >"$work/server.log" 2>&1 &
 server=$!
@@ -218,9 +228,15 @@ bench() { # label url expected-status concurrency run-id
   local label=$1 url=$2 expected=$3 c=$4 run=$5 t
   t=$((c < threads ? c : threads))
   echo "==> $label, concurrency $c ($t wrk threads), $duration"
+  in_host=$([ "$label" = gateway ] && [ "$timings" != 0 ] && echo yes || true)
+  if [ -n "$in_host" ]; then kill -USR1 "$server"; sleep 0.3; fi # a new interval
   wrk -t"$t" -c"$c" -d"$duration" --latency -s "$work/publish.lua" "$url" -- "$run" "$label" "$expected" \
     | tee "$work/out" | { grep -v '^RESULT' || true; }
   grep '^RESULT' "$work/out" | sed "s/^RESULT [^ ]* [^ ]*/RESULT $label $c/" >>"$results"
+  if [ -n "$in_host" ]; then
+    kill -USR1 "$server"; sleep 0.5
+    grep '^timings gateway:' "$work/server.log" | tail -n 1 | sed "s/^timings gateway:/concurrency $c:/" >>"$work/in-host"
+  fi
 }
 
 echo "==> warm-up"
@@ -256,5 +272,10 @@ for c in sorted({c for (_, c) in rows}):
         print(f"concurrency {c}: gateway accepted/s = {g[1] / e[0]:.1%} of the empty component's req/s "
               f"(p99 {g[5]:.2f} ms vs {e[5]:.2f} ms)")
 PY
+if [ -s "$work/in-host" ]; then
+  echo
+  echo "==> the gateway's publishes inside the host (ms; see crates/host/src/timings.rs)"
+  sed 's/; /\n    /g' "$work/in-host"
+fi
 echo
 ls -l "$gateway_wasm" | awk '{printf "gateway .wasm: %d bytes (%.0f KiB)\n", $5, $5 / 1024}'

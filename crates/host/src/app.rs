@@ -23,6 +23,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::durable_body::DurableBody;
 use crate::kv_store::SqliteKv;
 use crate::state::HostState;
+use crate::timings::{Sample, Timings};
 
 /// The key-value store labels that exist without a runtime config file, as on `spin up`.
 pub const DEFINED_STORES: &[&str] = &["default"];
@@ -53,6 +54,8 @@ pub(crate) struct AppRuntime {
     authority: OnceLock<String>,
     /// Idle outbound `http://` connections, shared by all components (Spin's connection pool).
     pub(crate) connections: Arc<crate::pool::ConnectionPool>,
+    /// Request timings, when `EVENTPLANE_TIMINGS` asks for them.
+    timings: Option<Arc<Timings>>,
 }
 
 /// What it takes to load an application.
@@ -104,6 +107,7 @@ impl AppRuntime {
             crate::build_cmd::build_all(&manifest, &manifest_dir)?;
         }
         eventplane_manifest::check_sources(&manifest)?;
+        let timings = Timings::from_env(&opts.env)?;
         let variables = Arc::new(eventplane_manifest::variables::resolve(
             &manifest, &opts.env,
         )?);
@@ -188,8 +192,14 @@ impl AppRuntime {
             kv,
             authority: OnceLock::new(),
             connections: Arc::default(),
+            timings,
         });
         Ok((app, warnings))
+    }
+
+    /// The request timings, if `EVENTPLANE_TIMINGS` asked for them.
+    pub(crate) fn timings(&self) -> Option<Arc<Timings>> {
+        self.timings.clone()
     }
 
     pub(crate) fn set_authority(&self, authority: String) {
@@ -360,6 +370,7 @@ impl AppRuntime {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        let started = std::time::Instant::now();
         let mut store = Store::new(&self.engine, HostState::new(self, component));
         let kv = store.data().kv.clone();
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -405,11 +416,20 @@ impl AppRuntime {
                 },
             },
         }?;
+        let head = started.elapsed();
         // The response shows what the instance has seen: not before it is on disk (kv_store
         // docs). Later body frames wait for whatever the instance saw meanwhile.
         if let Err(e) = kv.durable().await {
             tracing::error!(component = %component.id, "response held back: {e}");
             return Ok(storage_failed());
+        }
+        if let Some(timings) = &self.timings {
+            let sample = Sample {
+                head,
+                writes: kv.write_wait(),
+                durable: started.elapsed().saturating_sub(head),
+            };
+            timings.record(&component.id, sample);
         }
         Ok(response.map(|body| DurableBody::new(body, kv).boxed_unsync()))
     }

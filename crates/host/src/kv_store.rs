@@ -528,6 +528,8 @@ impl SqliteKv {
 pub struct KvSession {
     kv: Arc<SqliteKv>,
     watermark: Arc<AtomicU64>,
+    /// Nanoseconds the session's writes waited to be committed, all together.
+    write_wait: Arc<AtomicU64>,
 }
 
 impl KvSession {
@@ -536,6 +538,7 @@ impl KvSession {
         Self {
             kv,
             watermark: Arc::default(),
+            write_wait: Arc::default(),
         }
     }
 
@@ -549,9 +552,17 @@ impl KvSession {
     }
 
     async fn write(&self, store: &str, write: Write) -> KvResult<Written> {
+        let started = std::time::Instant::now();
         let (result, commit) = self.kv.write(store, write).await;
         self.saw(commit);
+        let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.write_wait.fetch_add(waited, Ordering::Relaxed);
         result
+    }
+
+    /// How long the session's writes have waited to be committed, all together.
+    pub fn write_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.write_wait.load(Ordering::Relaxed))
     }
 
     /// Makes every later wait for durability fail with `reason`, as a failed sync does.

@@ -27,6 +27,7 @@ mod outbound;
 mod pool;
 mod server;
 mod state;
+mod timings;
 mod traps;
 mod variables;
 mod wasi_keyvalue;
@@ -72,6 +73,9 @@ impl Application {
     ) -> anyhow::Result<()> {
         self.runtime
             .set_authority(listener.local_addr()?.to_string());
+        if let Some(timings) = self.runtime.timings() {
+            timings::report_on_signal(timings)?;
+        }
         server::serve(self.runtime, listener, shutdown).await
     }
 }
