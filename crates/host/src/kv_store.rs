@@ -528,7 +528,8 @@ impl SqliteKv {
 pub struct KvSession {
     kv: Arc<SqliteKv>,
     watermark: Arc<AtomicU64>,
-    /// Nanoseconds the session's writes waited to be committed, all together.
+    /// Nanoseconds spent in the session's writes, all together: from each call until the
+    /// instance runs again after the commit.
     write_wait: Arc<AtomicU64>,
 }
 
@@ -560,7 +561,7 @@ impl KvSession {
         result
     }
 
-    /// How long the session's writes have waited to be committed, all together.
+    /// How long the session's writes have taken, all together (see `write_wait`).
     pub fn write_wait(&self) -> std::time::Duration {
         std::time::Duration::from_nanos(self.write_wait.load(Ordering::Relaxed))
     }
