@@ -265,47 +265,70 @@ fn a_failed_pull_is_recorded_and_the_next_one_recovers() -> Result<(), Error> {
     Ok(())
 }
 
-/// A store whose second claim of an event fails (the disk is full for a moment).
-struct FlakyStore {
+type Key = eventplane_core::Key;
+
+/// A store hook: may fail the call, or change the store before it.
+type Hook<'h> = Box<dyn Fn(&MemoryStore, &Key) -> Result<(), StoreError> + 'h>;
+
+/// A memory store that runs a hook before each compare-and-swap and each increment, to stage
+/// failures and races.
+struct Hooked<'h> {
     inner: MemoryStore,
-    claims: AtomicUsize,
+    before_cas: Hook<'h>,
+    before_increment: Hook<'h>,
 }
 
-impl KvStore for FlakyStore {
-    fn get(&self, key: &eventplane_core::Key) -> Result<Option<Vec<u8>>, StoreError> {
+impl Hooked<'_> {
+    fn new() -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            before_cas: Box::new(|_, _| Ok(())),
+            before_increment: Box::new(|_, _| Ok(())),
+        }
+    }
+}
+
+impl KvStore for Hooked<'_> {
+    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get(key)
     }
-    fn set(&self, key: &eventplane_core::Key, value: &[u8]) -> Result<(), StoreError> {
+    fn set(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
         self.inner.set(key, value)
     }
-    fn delete(&self, key: &eventplane_core::Key) -> Result<(), StoreError> {
+    fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.inner.delete(key)
     }
-    fn exists(&self, key: &eventplane_core::Key) -> Result<bool, StoreError> {
+    fn exists(&self, key: &Key) -> Result<bool, StoreError> {
         self.inner.exists(key)
     }
     fn compare_and_swap(
         &self,
-        key: &eventplane_core::Key,
+        key: &Key,
         expected: Option<&[u8]>,
         new: &[u8],
     ) -> Result<bool, StoreError> {
+        (self.before_cas)(&self.inner, key)?;
         self.inner.compare_and_swap(key, expected, new)
     }
-    fn increment(&self, key: &eventplane_core::Key, delta: i64) -> Result<i64, StoreError> {
-        if key.as_str().contains("/event-claim/") && self.claims.fetch_add(1, Ordering::SeqCst) == 1
-        {
-            return Err(StoreError::Backend("disk full".into()));
-        }
+    fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+        (self.before_increment)(&self.inner, key)?;
         self.inner.increment(key, delta)
     }
 }
 
 #[test]
 fn a_store_failure_mid_batch_leaves_the_rest_with_the_bus() -> Result<(), Error> {
-    let store = FlakyStore {
-        inner: MemoryStore::new(),
-        claims: AtomicUsize::new(0),
+    // The second claim of an event fails (the disk is full for a moment).
+    let claims = AtomicUsize::new(0);
+    let store = Hooked {
+        before_increment: Box::new(|_, key| {
+            if key.as_str().contains("/event-claim/") && claims.fetch_add(1, Ordering::SeqCst) == 1
+            {
+                return Err(StoreError::Backend("disk full".into()));
+            }
+            Ok(())
+        }),
+        ..Hooked::new()
     };
     let (tenant, sub, api) = registered(&store, "10");
     let bus = Bus::new(&store, &tenant);
@@ -449,67 +472,29 @@ fn an_api_whose_subscriptions_were_all_removed_leaves_the_index() -> Result<(), 
     Ok(())
 }
 
-/// A store that, just before the tick's first change to the index, lets "the registry" give
-/// the API a subscription again and list it (the listing is a no-op: the API is still in).
-struct RegistryRace<'a> {
-    inner: MemoryStore,
-    tenant: TenantId,
-    api: ApiId,
-    sub: &'a BusSubscription,
-    raced: Cell<bool>,
-}
-
-impl KvStore for RegistryRace<'_> {
-    fn get(&self, key: &eventplane_core::Key) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &eventplane_core::Key, value: &[u8]) -> Result<(), StoreError> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &eventplane_core::Key) -> Result<(), StoreError> {
-        self.inner.delete(key)
-    }
-    fn exists(&self, key: &eventplane_core::Key) -> Result<bool, StoreError> {
-        self.inner.exists(key)
-    }
-    fn compare_and_swap(
-        &self,
-        key: &eventplane_core::Key,
-        expected: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool, StoreError> {
-        if *key == bus_apis(&self.tenant) && !self.raced.replace(true) {
-            rewrite(&self.inner, &self.tenant, &self.api, &[self.sub]);
-            index::add_to_tenant_index(
-                &self.inner,
-                &self.tenant,
-                state::BUS_APIS,
-                self.api.as_str(),
-            )
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        }
-        self.inner.compare_and_swap(key, expected, new)
-    }
-    fn increment(&self, key: &eventplane_core::Key, delta: i64) -> Result<i64, StoreError> {
-        self.inner.increment(key, delta)
-    }
-}
-
 #[test]
 fn an_api_given_a_subscription_while_it_is_unlisted_stays_listed() -> Result<(), Error> {
     let inner = MemoryStore::new();
     let (tenant, sub, api) = registered(&inner, "10");
     rewrite(&inner, &tenant, &api, &[]);
-    let store = RegistryRace {
+    // Just before the tick's first change to the index, "the registry" gives the API a
+    // subscription again and lists it (a no-op: the API is still in).
+    let raced = Cell::new(false);
+    let store = Hooked {
         inner,
-        tenant: tenant.clone(),
-        api: api.clone(),
-        sub: &sub,
-        raced: Cell::new(false),
+        before_cas: Box::new(|inner, key| {
+            if *key == bus_apis(&tenant) && !raced.replace(true) {
+                rewrite(inner, &tenant, &api, &[&sub]);
+                index::add_to_tenant_index(inner, &tenant, state::BUS_APIS, api.as_str())
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+            }
+            Ok(())
+        }),
+        ..Hooked::new()
     };
     let bus = Bus::new(&store, &tenant);
     pull(&store, &tenant, &bus)?;
-    assert!(store.raced.get(), "the registry's update came in between");
+    assert!(raced.get(), "the registry's update came in between");
     assert_eq!(
         index::all_members(&store, &bus_apis(&tenant))?,
         vec![api.to_string()]
