@@ -260,8 +260,9 @@ struct ReadCache {
     /// if the generation has not changed since the read began (the value could be older than
     /// a commit made meanwhile).
     generation: u64,
-    /// The keys of the commit under way: not served from the cache, nor cached, until it has
-    /// ended (a read may find them changed in the file already, or not yet).
+    /// The keys of the commit under way, by store: not served from the cache, nor cached,
+    /// until it has ended (a read may find them changed in the file already, or not yet).
+    /// Between commits every set is empty.
     pending: HashMap<String, std::collections::HashSet<String>>,
 }
 
@@ -303,7 +304,11 @@ impl ReadCache {
     /// from the cache until [`end_commit`](Self::end_commit); starts a new generation.
     fn begin_commit(&mut self, store: &str, write: &Write) {
         self.generation += 1;
-        let pending = self.pending.entry(store.to_owned()).or_default();
+        // A store's set stays (emptied) between commits: no allocation for its name each time.
+        let pending = match self.pending.get_mut(store) {
+            Some(keys) => keys,
+            None => self.pending.entry(store.to_owned()).or_default(),
+        };
         let mut values = self.stores.get_mut(store);
         let bytes = &mut self.bytes;
         let mut drop_key = |key: &str| {
@@ -328,7 +333,9 @@ impl ReadCache {
     /// generation on.
     fn end_commit(&mut self) {
         self.generation += 1;
-        self.pending.clear();
+        self.pending
+            .values_mut()
+            .for_each(std::collections::HashSet::clear);
     }
 }
 
