@@ -297,7 +297,7 @@ pub struct PullCounts {
 /// listing came before this removal), the API goes back in.
 fn unlist(store: &dyn KvStore, tenant: &TenantId, api: &ApiId) -> Result<(), Error> {
     store.index_remove(&bus_apis(tenant), api.as_str())?;
-    if load_api(store, tenant, api)?.is_some_and(|api| !api.bus.is_empty()) {
+    if load_api(store, tenant, api)?.is_some_and(|record| !record.bus.is_empty()) {
         index::add_to_tenant_index(store, tenant, state::BUS_APIS, api.as_str())?;
     }
     Ok(())

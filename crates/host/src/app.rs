@@ -198,8 +198,8 @@ impl AppRuntime {
     }
 
     /// The request timings, if `EVENTPLANE_TIMINGS` asked for them.
-    pub(crate) fn timings(&self) -> Option<Arc<Timings>> {
-        self.timings.clone()
+    pub(crate) fn timings(&self) -> Option<&Arc<Timings>> {
+        self.timings.as_ref()
     }
 
     pub(crate) fn set_authority(&self, authority: String) {

@@ -536,8 +536,8 @@ pub struct KvSession {
     kv: Arc<SqliteKv>,
     watermark: Arc<AtomicU64>,
     /// Nanoseconds spent in the session's writes, all together: from each call until the
-    /// instance runs again after the commit.
-    write_wait: Arc<AtomicU64>,
+    /// instance runs again after the commit. Kept only for a [`timed`](Self::timed) session.
+    write_wait: Option<Arc<AtomicU64>>,
 }
 
 impl KvSession {
@@ -546,7 +546,15 @@ impl KvSession {
         Self {
             kv,
             watermark: Arc::default(),
-            write_wait: Arc::default(),
+            write_wait: None,
+        }
+    }
+
+    /// A new session that also keeps how long its writes take ([`write_wait`](Self::write_wait)).
+    pub fn timed(kv: Arc<SqliteKv>) -> Self {
+        Self {
+            write_wait: Some(Arc::default()),
+            ..Self::new(kv)
         }
     }
 
@@ -560,17 +568,25 @@ impl KvSession {
     }
 
     async fn write(&self, store: &str, write: Write) -> KvResult<Written> {
-        let started = std::time::Instant::now();
+        let started = self.write_wait.as_ref().map(|_| std::time::Instant::now());
         let (result, commit) = self.kv.write(store, write).await;
         self.saw(commit);
-        let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.write_wait.fetch_add(waited, Ordering::Relaxed);
+        if let (Some(total), Some(started)) = (&self.write_wait, started) {
+            let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            total.fetch_add(waited, Ordering::Relaxed);
+        }
         result
     }
 
-    /// How long the session's writes have taken, all together (see `write_wait`).
+    /// How long the session's writes have taken, all together: from each call until the
+    /// instance runs again after the commit (zero unless the session is
+    /// [`timed`](Self::timed)).
     pub fn write_wait(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.write_wait.load(Ordering::Relaxed))
+        let nanos = self
+            .write_wait
+            .as_ref()
+            .map_or(0, |total| total.load(Ordering::Relaxed));
+        std::time::Duration::from_nanos(nanos)
     }
 
     /// Makes every later wait for durability fail with `reason`, as a failed sync does.
@@ -1074,6 +1090,19 @@ mod tests {
         let err = after.durable().await.unwrap_err();
         assert!(err.to_string().contains("injected"), "{err}");
         before.durable().await?;
+        Ok(())
+    }
+
+    /// Only a timed session keeps how long its writes took.
+    #[tokio::test]
+    async fn only_timed_sessions_keep_their_write_time() -> anyhow::Result<()> {
+        let kv = Arc::new(SqliteKv::in_memory()?);
+        let plain = KvSession::new(kv.clone());
+        let timed = KvSession::timed(kv);
+        plain.set("s", "a", vec![1]).await?;
+        timed.set("s", "b", vec![2]).await?;
+        assert_eq!(plain.write_wait(), std::time::Duration::ZERO);
+        assert!(timed.write_wait() > std::time::Duration::ZERO);
         Ok(())
     }
 

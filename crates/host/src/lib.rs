@@ -74,7 +74,7 @@ impl Application {
         self.runtime
             .set_authority(listener.local_addr()?.to_string());
         if let Some(timings) = self.runtime.timings() {
-            timings::report_on_signal(timings)?;
+            timings::report_on_signal(timings.clone())?;
         }
         server::serve(self.runtime, listener, shutdown).await
     }

@@ -38,7 +38,12 @@ impl HostState {
         wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        let kv = KvSession::new(app.kv.clone());
+        // Writes are timed only when the application reports timings (crate::timings).
+        let kv = if app.timings().is_some() {
+            KvSession::timed(app.kv.clone())
+        } else {
+            KvSession::new(app.kv.clone())
+        };
         Self {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
