@@ -152,8 +152,8 @@ mod tests {
     async fn a_frame_after_a_failed_sync_is_an_error() -> anyhow::Result<()> {
         let session = KvSession::new(Arc::new(SqliteKv::in_memory()?));
         let (frames, mut body) = streamed(&session);
-        session.fail_syncs("injected");
         session.set("s", "k", b"v".to_vec()).await?;
+        session.fail_syncs("injected");
         frames.send(Bytes::from_static(b"too early")).await?;
         let err = next_data(&mut body).await.unwrap_err();
         assert!(err.to_string().contains("injected"), "{err}");

@@ -5,8 +5,8 @@
 //!
 //! - **head**: from the request reaching its component to the response head the component
 //!   sent (instantiation, the component's work, and its waits for the key-value store);
-//! - **writes**: of that, the time spent in key-value writes: from each write's call until the
-//!   instance runs again after its commit (so, on a busy machine, waiting for a core too);
+//! - **writes**: of that, the time spent in key-value writes (applied in memory: waiting for
+//!   other writes, and past the limit of unwritten values for a commit; see `kv_store`);
 //! - **durable**: after it, waiting until what the instance saw is on disk (module docs of
 //!   [`crate::kv_store`]);
 //! - **host**: head and durable together, the request's time in the host.
