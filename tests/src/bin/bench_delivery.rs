@@ -10,7 +10,12 @@
 //! ```sh
 //! cargo run --release -p eventplane-tests --bin bench-delivery          # 200 and 1000 events/s, 30 s each
 //! RATES="1000" DURATION_S=10 cargo run --release -p eventplane-tests --bin bench-delivery
+//! WARMUP_S=0 cargo run --release -p eventplane-tests --bin bench-delivery   # no warm-up
 //! ```
+//!
+//! Each rate first runs for `WARMUP_S` seconds (default 2) unmeasured, so that the figures are
+//! those of the steady state, not of the host growing its instances and connections to a new
+//! load (that first second is slower: see the README).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -90,6 +95,66 @@ async fn register(http: &reqwest::Client, app: &TestApp, sink: &str) -> anyhow::
     Ok(token)
 }
 
+/// Publish start times of the accepted events, by id; refused publishes, by status.
+type Published = (
+    Arc<Mutex<HashMap<String, Instant>>>,
+    Arc<Mutex<HashMap<String, u64>>>,
+);
+
+/// Publishes `rate` events a second for `seconds` (ids `<prefix><n>`), each on its own task,
+/// and waits for every answer.
+async fn publish_at(
+    http: &reqwest::Client,
+    app: &TestApp,
+    token: &str,
+    rate: u64,
+    seconds: u64,
+    prefix: &str,
+) -> anyhow::Result<Published> {
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let refused: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    let mut tasks = Vec::new();
+    for n in 0..rate * seconds {
+        interval.tick().await;
+        let (http, token, sent, refused) = (
+            http.clone(),
+            token.to_owned(),
+            sent.clone(),
+            refused.clone(),
+        );
+        let url = app.url("/events/publish");
+        let id = format!("{prefix}{n}");
+        tasks.push(tokio::spawn(async move {
+            let event = json!({"specversion": "1.0", "id": id, "source": "/applications/bench-shop",
+                "type": "order.created.v1", "datacontenttype": "application/json",
+                "data": {"orderId": id, "total": 12.5, "note": "x".repeat(800)}});
+            let started = Instant::now();
+            let answer = http
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/cloudevents+json")
+                .body(event.to_string())
+                .send()
+                .await;
+            let outcome = match answer {
+                Ok(a) if a.status() == 202 => {
+                    sent.lock().expect("lock").insert(id, started);
+                    return;
+                }
+                Ok(a) => a.status().to_string(),
+                Err(err) if err.is_connect() => "connect".to_owned(),
+                Err(_) => "error".to_owned(),
+            };
+            *refused.lock().expect("lock").entry(outcome).or_default() += 1;
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    Ok((sent, refused))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rates: Vec<u64> = std::env::var("RATES")
@@ -98,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
         .map(str::parse)
         .collect::<Result<_, _>>()?;
     let seconds: u64 = std::env::var("DURATION_S").map_or(Ok(30), |s| s.parse())?;
+    let warmup: u64 = std::env::var("WARMUP_S").map_or(Ok(2), |s| s.parse())?;
     let state = tempfile::tempdir()?;
     let app = TestApp::builder(&workspace_root().join("spin.toml"))
         .state_dir(state.path())
@@ -117,43 +183,13 @@ async fn main() -> anyhow::Result<()> {
         "rate/s  seconds  accepted  refused  delivered  by tick  lost  duplicates   p50 ms   p90 ms   p99 ms   max ms"
     );
     for (run, rate) in rates.iter().enumerate() {
-        let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-        let refused: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
-        let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / *rate as f64));
-        let mut tasks = Vec::new();
-        for n in 0..rate * seconds {
-            interval.tick().await;
-            let (http, token, sent, refused) =
-                (http.clone(), token.clone(), sent.clone(), refused.clone());
-            let url = app.url("/events/publish");
-            tasks.push(tokio::spawn(async move {
-                let id = format!("r{run}-{n}");
-                let event = json!({"specversion": "1.0", "id": id, "source": "/applications/bench-shop",
-                    "type": "order.created.v1", "datacontenttype": "application/json",
-                    "data": {"orderId": id, "total": 12.5, "note": "x".repeat(800)}});
-                let started = Instant::now();
-                let answer = http
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("content-type", "application/cloudevents+json")
-                    .body(event.to_string())
-                    .send()
-                    .await;
-                let outcome = match answer {
-                    Ok(a) if a.status() == 202 => {
-                        sent.lock().expect("lock").insert(id, started);
-                        return;
-                    }
-                    Ok(a) => a.status().to_string(),
-                    Err(err) if err.is_connect() => "connect".to_owned(),
-                    Err(_) => "error".to_owned(),
-                };
-                *refused.lock().expect("lock").entry(outcome).or_default() += 1;
-            }));
+        // Warm-up at the same rate, not measured: instances, connections and caches grow to
+        // the load first (its deliveries are left to finish with the run's).
+        if warmup > 0 {
+            publish_at(&http, &app, &token, *rate, warmup, &format!("w{run}-")).await?;
         }
-        for task in tasks {
-            task.await?;
-        }
+        let (sent, refused) =
+            publish_at(&http, &app, &token, *rate, seconds, &format!("r{run}-")).await?;
         // Let the last deliveries arrive; then one tick delivers anything a hand-off missed.
         let accepted = sent.lock().expect("lock").len();
         let delivered = |prefix: &str| {
