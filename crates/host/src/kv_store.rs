@@ -1114,25 +1114,48 @@ mod tests {
         Ok(())
     }
 
-    /// Once a sync has failed, nothing more is confirmed: waits fail with the reason (the
-    /// request is answered with an error), and so do later writes, while what was synced
+    /// A failure stops the store: once `fail` has made the store fail (with a message
+    /// containing `reason`), the wait of a write not yet durable fails with the reason (the
+    /// request is answered with an error), and so do later writes, while what was durable
     /// before stays confirmed.
-    #[tokio::test]
-    async fn a_failed_sync_confirms_nothing_after_it() -> anyhow::Result<()> {
+    async fn a_failure_stops_the_store(
+        fail: impl FnOnce(&KvSession) -> anyhow::Result<()>,
+        reason: &str,
+    ) -> anyhow::Result<()> {
         let before = session()?;
         before.set("s", "a", vec![1]).await?;
         before.durable().await?;
-        // Written before the failure, not yet durable.
         let pending = KvSession::new(before.kv.clone());
         pending.set("s", "b", vec![2]).await?;
-        before.fail_syncs("injected");
+        fail(&pending)?;
         let err = pending.durable().await.unwrap_err();
-        assert!(err.to_string().contains("injected"), "{err}");
+        assert!(err.to_string().contains(reason), "{err}");
         let after = KvSession::new(before.kv.clone());
         let err = after.set("s", "c", vec![3]).await.unwrap_err();
-        assert!(err.to_string().contains("injected"), "{err}");
+        assert!(err.to_string().contains(reason), "{err}");
         before.durable().await?;
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_stops_the_store() -> anyhow::Result<()> {
+        let fail = |kv: &KvSession| {
+            kv.fail_syncs("injected");
+            Ok(())
+        };
+        a_failure_stops_the_store(fail, "injected").await
+    }
+
+    /// The commit fails for real: another connection takes the table away.
+    #[tokio::test]
+    async fn a_failed_commit_stops_the_store() -> anyhow::Result<()> {
+        let fail = |kv: &KvSession| {
+            let other = Connection::open(&kv.kv.inner.path)?;
+            other.busy_timeout(std::time::Duration::from_secs(5))?;
+            other.execute("DROP TABLE spin_key_value", [])?;
+            Ok(())
+        };
+        a_failure_stops_the_store(fail, "committing failed").await
     }
 
     /// Only a timed session keeps how long its writes took.
@@ -1387,28 +1410,6 @@ mod tests {
         drop(kv);
         let reopened = KvSession::new(Arc::new(SqliteKv::open_in(dir.path())?));
         assert_eq!(reopened.get("s", "closing")?, Some(vec![2]));
-        Ok(())
-    }
-
-    /// A commit that fails stops the store: the waits of everything unwritten fail with the
-    /// reason, and so do later writes; what was durable before stays confirmed.
-    #[tokio::test]
-    async fn a_failed_commit_stops_the_store() -> anyhow::Result<()> {
-        let kv = session()?;
-        kv.set("s", "a", vec![1]).await?;
-        kv.durable().await?;
-        let before = KvSession::new(kv.kv.clone());
-        assert_eq!(before.get("s", "a")?, Some(vec![1]));
-        // Another connection takes the table away: the next commit cannot write.
-        let other = Connection::open(&kv.kv.inner.path)?;
-        other.busy_timeout(std::time::Duration::from_secs(5))?;
-        other.execute("DROP TABLE spin_key_value", [])?;
-        kv.set("s", "b", vec![2]).await?;
-        let err = kv.durable().await.unwrap_err();
-        assert!(err.to_string().contains("committing failed"), "{err}");
-        let err = kv.set("s", "c", vec![3]).await.unwrap_err();
-        assert!(err.to_string().contains("committing failed"), "{err}");
-        before.durable().await?;
         Ok(())
     }
 
