@@ -49,9 +49,9 @@
 //! Unwritten values take memory: past [`MAX_UNWRITTEN_BYTES`] a write first commits (or waits
 //! for the commit under way).
 //!
-//! Checkpoints stay SQLite's own (every 1,000 pages of log, by the commit that reaches them,
-//! so on the syncer thread: a checkpoint delays that round's durability by a few
-//! milliseconds). A checkpointer thread beside the writer was measured: more throughput, but
+//! Checkpoints stay SQLite's own (by the commit that reaches [`CHECKPOINT_PAGES`] of log, so
+//! on the syncer thread: a checkpoint delays that round's durability by a millisecond or
+//! two). A checkpointer thread beside the writer was measured: more throughput, but
 //! its syncs of the database file stalled the log's syncs behind them, and the slowest
 //! publishes got slower.
 //!
@@ -95,6 +95,11 @@ const MAX_CACHED_VALUE: usize = 64 << 10;
 
 /// What a cached or unwritten entry costs beyond its key and value bytes.
 const ENTRY_OVERHEAD: usize = 64;
+
+/// How many pages of log make a commit checkpoint (SQLite's default is 1,000). A checkpoint
+/// holds up its durability round: at concurrency 16 on the gateway, 250 pages cut the slowest
+/// rounds (durability p99 about 4 ms instead of 6.5) at the same throughput.
+const CHECKPOINT_PAGES: i64 = 250;
 
 /// The most idle read connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 16;
@@ -357,6 +362,7 @@ fn writer_connection(path: &Path) -> rusqlite::Result<Connection> {
     // Checkpoints still sync the log before and the database after.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute(
         "CREATE TABLE IF NOT EXISTS spin_key_value (
