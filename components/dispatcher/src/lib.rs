@@ -22,8 +22,8 @@ use eventplane_spin::request::{
     header, number_variable, read_body, require_admin, tenant, variable,
 };
 use eventplane_spin::timer::block_on;
-use eventplane_spin::{Router, SpinStore, error_response, handoff, json_response};
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use eventplane_spin::{Router, SpinStore, error_response, handoff, json_response, send_response};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 /// The dispatcher's route table, built from [`api::ROUTES`] (the table the OpenAPI document is
@@ -54,8 +54,13 @@ pub const HANDOFF_PATH: &str = "/dispatcher/deliver";
 pub const BUS_CHECK_PATH: &str = "/dispatcher/bus/check";
 
 /// Handles one request. The body is read only once the route is known.
+/// Answers one request, in one piece (see [`send_response`]).
 #[http_component]
-async fn handle(request: IncomingRequest) -> Response {
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    send_response(response_out, route(request).await);
+}
+
+async fn route(request: IncomingRequest) -> Response {
     if request.method() == Method::Post {
         let path = request.path_with_query().unwrap_or_default();
         if path == HANDOFF_PATH {

@@ -16,8 +16,8 @@ use eventplane_core::Error;
 use eventplane_outbound::fetch::FETCH_PATH;
 use eventplane_outbound::{FetchJob, FetchLimits};
 use eventplane_spin::request::{number_variable, read_body, require_admin, tenant, variable};
-use eventplane_spin::{Router, SpinStore, error_response, json_response};
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use eventplane_spin::{Router, SpinStore, error_response, json_response, send_response};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 /// The largest job accepted (a URL and credentials).
@@ -35,8 +35,13 @@ fn routes() -> Router<Endpoint> {
 }
 
 /// Handles one request.
+/// Answers one request, in one piece (see [`send_response`]).
 #[http_component]
-async fn handle(request: IncomingRequest) -> Response {
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    send_response(response_out, route(request).await);
+}
+
+async fn route(request: IncomingRequest) -> Response {
     match routes().resolve_request(&request) {
         Ok(matched) => match matched.handler {
             Endpoint::Fetch => match serve_fetch(request).await {

@@ -16,8 +16,8 @@ mod config;
 mod publish;
 mod push;
 
-use eventplane_spin::Router;
-use spin_sdk::http::{IncomingRequest, Method, OutgoingResponse, Response, ResponseOutparam};
+use eventplane_spin::{Router, send_response};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 /// What the gateway serves.
@@ -58,22 +58,9 @@ fn routes() -> Router<Endpoint> {
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let (response, hand_off) = serve(request).await;
-    respond(response_out, response).await;
+    send_response(response_out, response);
     if let Some(hand_off) = hand_off {
         hand_off.send().await;
-    }
-}
-
-/// Sends `response` through `response_out`, as spin-sdk does for handlers that return one.
-async fn respond(response_out: ResponseOutparam, mut response: Response) {
-    let body = std::mem::take(response.body_mut());
-    match OutgoingResponse::try_from(response) {
-        Ok(outgoing) => {
-            if let Err(e) = response_out.set_with_body(outgoing, body).await {
-                eprintln!("could not send the response: {e}");
-            }
-        }
-        Err(e) => eprintln!("could not convert the response: {e}"),
     }
 }
 

@@ -17,8 +17,8 @@ mod graphql;
 mod oauth;
 mod webhooks;
 
-use eventplane_spin::Router;
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use eventplane_spin::{Router, send_response};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 /// What the registry serves.
@@ -40,8 +40,13 @@ fn routes() -> Router<Endpoint> {
 }
 
 /// Handles one request.
+/// Answers one request, in one piece (see [`send_response`]).
 #[http_component]
-async fn handle(request: IncomingRequest) -> Response {
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    send_response(response_out, route(request).await);
+}
+
+async fn route(request: IncomingRequest) -> Response {
     match routes().resolve_request(&request) {
         Ok(matched) => match matched.handler {
             Endpoint::GraphQl => graphql::serve(request).await,

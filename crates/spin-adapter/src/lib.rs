@@ -40,6 +40,6 @@ mod router;
 mod store;
 pub mod timer;
 
-pub use response::{error_response, json_response};
+pub use response::{error_response, framed, json_response, send_response};
 pub use router::{Matched, Params, Router, path_of};
 pub use store::SpinStore;

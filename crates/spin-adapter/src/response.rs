@@ -2,7 +2,7 @@
 
 use eventplane_core::Error;
 use serde::Serialize;
-use spin_sdk::http::Response;
+use spin_sdk::http::{OutgoingBody, OutgoingResponse, Response, ResponseOutparam};
 
 /// The content type of every JSON response.
 const JSON: &str = "application/json";
@@ -27,6 +27,91 @@ pub fn error_response(err: &Error) -> Response {
         builder.header(name, value);
     }
     builder.body(err.body().to_string()).build()
+}
+
+/// Sends `response` through `out` in one piece: with a `Content-Length` ([`framed`]), and with
+/// its body written and finished *before* the response is handed to the runtime.
+///
+/// Why: a runtime that has the response head but not yet the body writes the head in a packet of
+/// its own and the body in a second small one, which Nagle's algorithm holds back until the
+/// client acknowledges the first; clients delay that acknowledgement by up to 40 ms. Spin does
+/// not set `TCP_NODELAY`, and on Spin every key-value call moves the instance to another thread,
+/// so the head often went out alone: one publish in four took 40–50 ms instead of a few.
+///
+/// WASI HTTP buffers one chunk of the body (up to 1 MiB on wasmtime and Spin) before the response
+/// is set; a longer body is sent after the head, chunk by chunk, as before.
+pub fn send_response(out: ResponseOutparam, response: Response) {
+    let mut response = framed(response);
+    let bytes = std::mem::take(response.body_mut());
+    let outgoing = match OutgoingResponse::try_from(response) {
+        Ok(outgoing) => outgoing,
+        Err(e) => {
+            eprintln!("eventplane: could not convert a response: {e:?}");
+            return;
+        }
+    };
+    let Ok(body) = outgoing.body() else {
+        eprintln!("eventplane: a response body was taken twice");
+        return;
+    };
+    let Ok(stream) = body.write() else {
+        eprintln!("eventplane: a response body stream was taken twice");
+        return;
+    };
+    let fits = stream
+        .check_write()
+        .is_ok_and(|budget| usize::try_from(budget).is_ok_and(|b| b >= bytes.len()));
+    if fits {
+        if !bytes.is_empty()
+            && let Err(e) = stream.write(&bytes)
+        {
+            eprintln!("eventplane: could not write a response body: {e:?}");
+        }
+        drop(stream);
+        finish(body);
+        out.set(outgoing);
+        return;
+    }
+    out.set(outgoing);
+    let mut rest = bytes.as_slice();
+    while !rest.is_empty() {
+        let budget = match stream.check_write() {
+            Ok(0) => {
+                stream.subscribe().block();
+                continue;
+            }
+            Ok(budget) => usize::try_from(budget).unwrap_or(usize::MAX),
+            Err(e) => {
+                eprintln!("eventplane: the client is gone mid-response: {e:?}");
+                return;
+            }
+        };
+        let (chunk, tail) = rest.split_at(budget.min(rest.len()));
+        if let Err(e) = stream.write(chunk) {
+            eprintln!("eventplane: could not write a response body: {e:?}");
+            return;
+        }
+        rest = tail;
+    }
+    drop(stream);
+    finish(body);
+}
+
+fn finish(body: OutgoingBody) {
+    if let Err(e) = OutgoingBody::finish(body, None) {
+        eprintln!("eventplane: could not finish a response body: {e:?}");
+    }
+}
+
+/// `response` with a `Content-Length` header for its body, so that the runtime sends it with a
+/// known length instead of chunks (whose closing chunk would be one more small write).
+/// (`204` and `304` answers carry no body and no length, as HTTP requires.)
+pub fn framed(mut response: Response) -> Response {
+    if !matches!(*response.status(), 204 | 304) {
+        let length = response.body().len().to_string();
+        response.set_header("content-length", length);
+    }
+    response
 }
 
 /// A JSON response with `status` and `body`. If `body` cannot be encoded (a bug), the response

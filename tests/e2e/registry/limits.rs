@@ -92,6 +92,23 @@ e2e_test! {
         let data = g.ok(ADD, j!({"app": app, "in": api_input("largest", &largest)})).await?;
         assert_eq!(data["addEventAPI"]["events"], j!([{"name": "order.created.v1"}]));
 
+        // Read back, the escaped spec makes a response of about 2 MiB: more than the one chunk
+        // a component writes before it hands its response over (eventplane_spin::send_response),
+        // so the rest is streamed after the head; it arrives whole, with a matching length.
+        let id = data["addEventAPI"]["id"].as_str().unwrap_or_default();
+        let response = g
+            .request()
+            .json(&j!({"query": "query($id: ID!) { eventAPI(id: $id) { spec { data } } }",
+                "variables": {"id": id}}))
+            .send()
+            .await?;
+        let length = response.headers().get("content-length").cloned();
+        let bytes = response.bytes().await?;
+        assert!(bytes.len() > 2 * 1024 * 1024 - 64 * 1024, "{} bytes", bytes.len());
+        assert_eq!(length.as_ref().and_then(|l| l.to_str().ok()), Some(bytes.len().to_string().as_str()));
+        let body: serde_json::Value = serde_json::from_slice(&bytes)?;
+        assert_eq!(body["data"]["eventAPI"]["spec"]["data"].as_str(), Some(largest.as_str()));
+
         let error = g
             .error(ADD, j!({"app": app, "in": api_input("too-big", &spec_of(1024 * 1024 + 1))}))
             .await?;
