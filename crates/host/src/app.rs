@@ -428,6 +428,7 @@ impl AppRuntime {
                 head,
                 writes: kv.write_wait(),
                 durable: started.elapsed().saturating_sub(head),
+                ops: kv.op_counts(),
             };
             timings.record(&component.id, sample);
         }

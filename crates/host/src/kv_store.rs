@@ -714,6 +714,47 @@ pub struct KvSession {
     /// Nanoseconds spent in the session's writes, all together. Kept only for a
     /// [`timed`](Self::timed) session.
     write_wait: Option<Arc<AtomicU64>>,
+    /// The session's operations, counted by kind. Kept only for a [`timed`](Self::timed)
+    /// session.
+    ops: Option<Arc<OpCounters>>,
+}
+
+/// How many store operations of each kind a session made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    /// `get` and `exists` (and the read that starts a compare-and-swap).
+    pub reads: u32,
+    /// `get-keys`: every key of a store.
+    pub lists: u32,
+    /// `set` and `delete`.
+    pub writes: u32,
+    /// `set-many` and `delete-many`: several keys in one transaction.
+    pub batches: u32,
+    /// `increment`.
+    pub increments: u32,
+    /// The swap of a compare-and-swap.
+    pub swaps: u32,
+}
+
+impl OpCounts {
+    /// Operations that change the store (each is one transaction on Spin's SQLite store).
+    pub fn transactions(&self) -> u32 {
+        self.writes + self.batches + self.increments + self.swaps
+    }
+}
+
+#[derive(Default)]
+struct OpCounters([AtomicU64; 6]);
+
+/// Indexes into [`OpCounters`].
+#[derive(Clone, Copy)]
+enum Op {
+    Read = 0,
+    List = 1,
+    Write = 2,
+    Batch = 3,
+    Increment = 4,
+    Swap = 5,
 }
 
 impl KvSession {
@@ -723,14 +764,41 @@ impl KvSession {
             kv,
             watermark: Arc::default(),
             write_wait: None,
+            ops: None,
         }
     }
 
-    /// A new session that also keeps how long its writes take ([`write_wait`](Self::write_wait)).
+    /// A new session that also keeps how long its writes take ([`write_wait`](Self::write_wait))
+    /// and counts its operations ([`op_counts`](Self::op_counts)).
     pub fn timed(kv: Arc<SqliteKv>) -> Self {
         Self {
             write_wait: Some(Arc::default()),
+            ops: Some(Arc::default()),
             ..Self::new(kv)
+        }
+    }
+
+    fn count(&self, op: Op) {
+        if let Some(ops) = &self.ops {
+            ops.0[op as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The operations the session made so far, by kind (all zero unless the session is
+    /// [`timed`](Self::timed)).
+    pub fn op_counts(&self) -> OpCounts {
+        let Some(ops) = &self.ops else {
+            return OpCounts::default();
+        };
+        let n =
+            |op: Op| u32::try_from(ops.0[op as usize].load(Ordering::Relaxed)).unwrap_or(u32::MAX);
+        OpCounts {
+            reads: n(Op::Read),
+            lists: n(Op::List),
+            writes: n(Op::Write),
+            batches: n(Op::Batch),
+            increments: n(Op::Increment),
+            swaps: n(Op::Swap),
         }
     }
 
@@ -798,6 +866,7 @@ impl KvSession {
 
     /// The value of `key` in `store`, if any.
     pub fn get(&self, store: &str, key: &str) -> KvResult<Option<Vec<u8>>> {
+        self.count(Op::Read);
         let found = self.inner().get(store, key);
         self.after_read(found)
             .map(|value| value.map(|v| v.to_vec()))
@@ -805,29 +874,34 @@ impl KvSession {
 
     /// Whether `key` has a value.
     pub fn exists(&self, store: &str, key: &str) -> KvResult<bool> {
+        self.count(Op::Read);
         let found = self.inner().get(store, key);
         self.after_read(found).map(|value| value.is_some())
     }
 
     /// Every key of `store`, in key order.
     pub fn keys(&self, store: &str) -> KvResult<Vec<String>> {
+        self.count(Op::List);
         self.after_read(self.inner().keys(store))
     }
 
     /// Sets `key` to `value`, replacing any previous value.
     pub async fn set(&self, store: &str, key: &str, value: Vec<u8>) -> KvResult<()> {
+        self.count(Op::Write);
         let key = key.to_owned();
         self.write(store, Write::Set { key, value }).await.map(drop)
     }
 
     /// Deletes `key`; deleting a missing key is not an error.
     pub async fn delete(&self, store: &str, key: &str) -> KvResult<()> {
+        self.count(Op::Write);
         let key = key.to_owned();
         self.write(store, Write::Delete { key }).await.map(drop)
     }
 
     /// Sets several keys, all or none.
     pub async fn set_many(&self, store: &str, entries: Vec<(String, Vec<u8>)>) -> KvResult<()> {
+        self.count(Op::Batch);
         self.write(store, Write::SetMany { entries })
             .await
             .map(drop)
@@ -835,6 +909,7 @@ impl KvSession {
 
     /// Deletes several keys, all or none.
     pub async fn delete_many(&self, store: &str, keys: Vec<String>) -> KvResult<()> {
+        self.count(Op::Batch);
         self.write(store, Write::DeleteMany { keys })
             .await
             .map(drop)
@@ -845,6 +920,7 @@ impl KvSession {
     /// The value is stored as 8 little-endian bytes, the encoding Spin uses, so counters are
     /// interchangeable between the two hosts.
     pub async fn increment(&self, store: &str, key: &str, delta: i64) -> KvResult<i64> {
+        self.count(Op::Increment);
         let key = key.to_owned();
         match self.write(store, Write::Increment { key, delta }).await? {
             Written::Counter(n) => Ok(n),
@@ -861,6 +937,7 @@ impl KvSession {
         expected: Option<Vec<u8>>,
         new: Vec<u8>,
     ) -> KvResult<bool> {
+        self.count(Op::Swap);
         let key = key.to_owned();
         let write = Write::CompareAndSwap { key, expected, new };
         match self.write(store, write).await? {

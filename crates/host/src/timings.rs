@@ -9,7 +9,11 @@
 //!   other writes, and past the limit of unwritten values for a commit; see `kv_store`);
 //! - **durable**: after it, waiting until what the instance saw is on disk (module docs of
 //!   [`crate::kv_store`]);
-//! - **host**: head and durable together, the request's time in the host.
+//! - **host**: head and durable together, the request's time in the host;
+//!
+//! and the key-value operations its requests made, on average, by kind (reads, lists, writes,
+//! batch writes, increments, swaps; see [`OpCounts`]): what one request costs any store, the
+//! same on Spin (the components are the same), where each changing operation is a transaction.
 //!
 //! What a client measures beyond `host` is the time its request spent reaching the handler
 //! and its response spent reaching it back: on a busy machine, mostly waiting for a core.
@@ -20,6 +24,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+use crate::kv_store::OpCounts;
 
 /// The environment variable that turns timings on: the reporting interval in seconds.
 pub const TIMINGS_VAR: &str = "EVENTPLANE_TIMINGS";
@@ -33,6 +39,7 @@ pub(crate) struct Sample {
     pub(crate) head: Duration,
     pub(crate) writes: Duration,
     pub(crate) durable: Duration,
+    pub(crate) ops: OpCounts,
 }
 
 #[derive(Default)]
@@ -178,7 +185,37 @@ fn report(component: &str, interval: Interval) -> String {
             ms(times.last().copied().unwrap_or_default()),
         );
     }
+    if !samples.is_empty() {
+        let _ = write!(line, "; {}", mean_ops(&samples));
+    }
     line
+}
+
+/// `store ops per request: reads …, …, transactions …` (means over `samples`, not empty).
+fn mean_ops(samples: &[Sample]) -> String {
+    type Count = fn(&OpCounts) -> u32;
+    let kinds: [(&str, Count); 7] = [
+        ("reads", |o| o.reads),
+        ("lists", |o| o.lists),
+        ("writes", |o| o.writes),
+        ("batches", |o| o.batches),
+        ("increments", |o| o.increments),
+        ("swaps", |o| o.swaps),
+        ("transactions", OpCounts::transactions),
+    ];
+    #[expect(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
+    let mean = |count: Count| {
+        samples
+            .iter()
+            .map(|s| f64::from(count(&s.ops)))
+            .sum::<f64>()
+            / samples.len() as f64
+    };
+    let parts: Vec<String> = kinds
+        .iter()
+        .map(|(name, count)| format!("{name} {:.2}", mean(*count)))
+        .collect();
+    format!("store ops per request: {}", parts.join(", "))
 }
 
 /// The `p`th percentile of `sorted` (nearest rank); zero when there is nothing.
@@ -203,6 +240,7 @@ mod tests {
             head: Duration::from_millis(head),
             writes: Duration::from_millis(writes),
             durable: Duration::from_millis(durable),
+            ops: OpCounts::default(),
         }
     }
 
@@ -223,7 +261,14 @@ mod tests {
             anyhow::bail!("timings are on");
         };
         for i in 1..=100 {
-            timings.record("gateway", ms_sample(i, i / 2, 1));
+            let mut sample = ms_sample(i, i / 2, 1);
+            sample.ops = OpCounts {
+                reads: 5,
+                increments: 2,
+                batches: u32::from(i % 2 == 0),
+                ..OpCounts::default()
+            };
+            timings.record("gateway", sample);
         }
         timings.record("registry", ms_sample(7, 0, 0));
         let lines = timings.take_report();
@@ -233,7 +278,9 @@ mod tests {
             "timings gateway: 100 requests; head p50 50.00 p90 90.00 p99 99.00 max 100.00 ms; \
              writes p50 25.00 p90 45.00 p99 49.00 max 50.00 ms; \
              durable p50 1.00 p90 1.00 p99 1.00 max 1.00 ms; \
-             host p50 51.00 p90 91.00 p99 100.00 max 101.00 ms"
+             host p50 51.00 p90 91.00 p99 100.00 max 101.00 ms; \
+             store ops per request: reads 5.00, lists 0.00, writes 0.00, batches 0.50, \
+             increments 2.00, swaps 0.00, transactions 2.50"
         );
         assert!(lines[1].starts_with("timings registry: 1 requests; head p50 7.00"));
         assert!(timings.take_report().is_empty());
