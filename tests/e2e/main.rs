@@ -11,6 +11,7 @@ mod outbound;
 mod registry;
 mod routing;
 mod subscriptions;
+mod unauthorized;
 mod variables;
 
 /// One multi-threaded runtime per test, so that requests really run concurrently.

@@ -170,9 +170,11 @@ impl OAuthError {
         }
     }
 
-    /// `Basic realm="eventplane"` for `invalid_client` when the client used Basic.
+    /// `Basic realm="eventplane"` for `invalid_client`, the one `401`: HTTP requires a challenge
+    /// on every `401` (RFC 9110 §11.6.1), and Basic is the scheme RFC 6749 §5.2 names for a
+    /// token endpoint, whether or not the client tried it.
     pub fn www_authenticate(&self) -> Option<String> {
-        (self.code == OAuthErrorCode::InvalidClient && self.basic_auth)
+        (self.code == OAuthErrorCode::InvalidClient)
             .then(|| format!("Basic realm=\"{}\"", crate::token::REALM))
     }
 
@@ -474,7 +476,7 @@ mod tests {
                 None,
                 b"grant_type=client_credentials"
             )),
-            ("invalid_client", 401, false)
+            ("invalid_client", 401, true)
         );
         assert_eq!(
             code(parse_token_request(
@@ -482,7 +484,7 @@ mod tests {
                 None,
                 b"grant_type=client_credentials&client_id=c"
             )),
-            ("invalid_client", 401, false)
+            ("invalid_client", 401, true)
         );
         assert_eq!(
             code(parse_token_request(
@@ -530,7 +532,13 @@ mod tests {
             err.body(),
             json!({"error": "invalid_client", "error_description": "client authentication failed"})
         );
-        assert_eq!(OAuthError::invalid_client(false).www_authenticate(), None);
+        assert_eq!(
+            OAuthError::invalid_client(false)
+                .www_authenticate()
+                .as_deref(),
+            Some("Basic realm=\"eventplane\""),
+            "every 401 carries a challenge, also without Basic"
+        );
         let err = OAuthError::new(OAuthErrorCode::UnauthorizedClient, "revoked");
         assert_eq!(
             (err.status(), err.to_string()),
