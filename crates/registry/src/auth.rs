@@ -35,13 +35,16 @@ pub struct Auth {
     pub csrf: Option<CsrfTokenAuth>,
 }
 
-/// Fetch a CSRF token from `token_endpoint_url` (with its own credential) before the call.
+/// Fetch a CSRF token from `token_endpoint_url` (with its own credential, if it needs one)
+/// before the call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CsrfTokenAuth {
     /// Where to fetch the token.
     pub token_endpoint_url: String,
-    /// The credential for the token endpoint.
-    pub credential: Credential,
+    /// The credential for the token endpoint, if it takes one (as in Compass, it may be left
+    /// out: the token endpoint then gets only the headers and parameters below).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<Credential>,
     /// Headers to add to the token request.
     #[serde(default, skip_serializing_if = "HttpHeaders::is_empty")]
     pub additional_headers: HttpHeaders,
@@ -60,7 +63,7 @@ impl Auth {
             csrf: self.csrf.as_ref().map(|csrf| CsrfAuth {
                 token_endpoint_url: csrf.token_endpoint_url.clone(),
                 auth: Box::new(RequestAuth {
-                    credential: Some(csrf.credential.clone()),
+                    credential: csrf.credential.clone(),
                     headers: csrf.additional_headers.0.clone(),
                     query_params: csrf.additional_query_params.0.clone(),
                     csrf: None,
@@ -132,8 +135,8 @@ pub(crate) struct CsrfTokenCredentialRequestAuth {
     /// Where to fetch the token.
     #[graphql(name = "tokenEndpointURL")]
     token_endpoint_url: String,
-    /// The credential for the token endpoint (secrets masked).
-    credential: CredentialData,
+    /// The credential for the token endpoint (secrets masked); null when it takes none.
+    credential: Option<CredentialData>,
     /// Headers to add to the token request.
     additional_headers: Option<HttpHeaders>,
     /// Query parameters to add to the token request.
@@ -171,7 +174,7 @@ impl Auth {
         Some(CredentialRequestAuth {
             csrf: Some(CsrfTokenCredentialRequestAuth {
                 token_endpoint_url: csrf.token_endpoint_url.clone(),
-                credential: CredentialData::from(&csrf.credential),
+                credential: csrf.credential.as_ref().map(CredentialData::from),
                 additional_headers: non_empty(
                     &csrf.additional_headers,
                     csrf.additional_headers.is_empty(),
@@ -224,26 +227,28 @@ pub(crate) struct CsrfTokenCredentialRequestAuthInput {
     /// Where to fetch the token (http or https).
     #[graphql(name = "tokenEndpointURL")]
     token_endpoint_url: String,
-    /// The credential for the token endpoint.
-    credential: CredentialDataInput,
+    /// The credential for the token endpoint, if it takes one.
+    credential: Option<CredentialDataInput>,
     /// Headers to add to the token request.
     additional_headers: Option<HttpHeaders>,
     /// Query parameters to add to the token request.
     additional_query_params: Option<QueryParams>,
 }
 
-/// Authentication to perform before the call.
+/// Authentication to perform before the call: `csrf` is required.
 #[derive(InputObject)]
 pub(crate) struct CredentialRequestAuthInput {
     /// Fetch a CSRF token first.
     csrf: Option<CsrfTokenCredentialRequestAuthInput>,
 }
 
-/// How eventplane is to authenticate a call.
+/// How eventplane is to authenticate a call. Every member is optional, as in Compass, but at
+/// least one must be given: a credential, headers or query parameters (e.g. a static
+/// `Authorization` header), or a CSRF token to fetch first (with which the call then sends the
+/// token and the cookies the token endpoint set).
 #[derive(InputObject)]
 pub(crate) struct AuthInput {
-    /// The credential to present; may be left out when the headers (e.g. a static
-    /// `Authorization`) or query parameters are the whole authentication.
+    /// The credential to present.
     credential: Option<CredentialDataInput>,
     /// Headers to add to the call.
     additional_headers: Option<HttpHeaders>,
@@ -260,43 +265,50 @@ impl AuthInput {
             Some(credential) => Some(credential.into_credential(&format!("{field}.credential"))?),
             None => None,
         };
-        let headers_or_params = self
-            .additional_headers
-            .as_ref()
-            .is_some_and(|h| !h.is_empty())
-            || self
-                .additional_query_params
-                .as_ref()
-                .is_some_and(|p| !p.is_empty());
-        if credential.is_none() && !headers_or_params {
-            return Err(Error::invalid(
-                format!("{field}.credential"),
-                "is required unless additionalHeaders or additionalQueryParams carry the \
-                 authentication",
-            ));
-        }
-        let csrf = match self.request_auth.and_then(|request_auth| request_auth.csrf) {
+        let csrf = match self.request_auth {
             None => None,
-            Some(csrf) => {
-                let field = format!("{field}.requestAuth.csrf");
-                Some(CsrfTokenAuth {
-                    token_endpoint_url: validate::http_url(
-                        &format!("{field}.tokenEndpointURL"),
-                        csrf.token_endpoint_url,
-                    )?,
-                    credential: csrf
-                        .credential
-                        .into_credential(&format!("{field}.credential"))?,
-                    additional_headers: csrf.additional_headers.unwrap_or_default(),
-                    additional_query_params: csrf.additional_query_params.unwrap_or_default(),
-                })
+            Some(CredentialRequestAuthInput { csrf: None }) => {
+                return Err(Error::invalid(
+                    format!("{field}.requestAuth.csrf"),
+                    "is required when requestAuth is given",
+                ));
+            }
+            Some(CredentialRequestAuthInput { csrf: Some(csrf) }) => {
+                Some(csrf.into_csrf(&format!("{field}.requestAuth.csrf"))?)
             }
         };
+        let headers = self.additional_headers.unwrap_or_default();
+        let query_params = self.additional_query_params.unwrap_or_default();
+        if credential.is_none() && csrf.is_none() && headers.is_empty() && query_params.is_empty() {
+            return Err(Error::invalid(
+                field,
+                "give at least one of credential, additionalHeaders, additionalQueryParams and \
+                 requestAuth",
+            ));
+        }
         Ok(Auth {
+            credential,
+            additional_headers: headers,
+            additional_query_params: query_params,
+            csrf,
+        })
+    }
+}
+
+impl CsrfTokenCredentialRequestAuthInput {
+    fn into_csrf(self, field: &str) -> Result<CsrfTokenAuth, Error> {
+        let credential = match self.credential {
+            Some(credential) => Some(credential.into_credential(&format!("{field}.credential"))?),
+            None => None,
+        };
+        Ok(CsrfTokenAuth {
+            token_endpoint_url: validate::http_url(
+                &format!("{field}.tokenEndpointURL"),
+                self.token_endpoint_url,
+            )?,
             credential,
             additional_headers: self.additional_headers.unwrap_or_default(),
             additional_query_params: self.additional_query_params.unwrap_or_default(),
-            csrf,
         })
     }
 }

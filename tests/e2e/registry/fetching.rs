@@ -224,30 +224,46 @@ e2e_test! {
     }
 }
 
+/// A server behind the CSRF flow: `/csrf` hands out a token and session cookies to a request
+/// with `X-CSRF-Token: Fetch` and its own credential (base64("csrf:c-pass")); the spec is served
+/// only with that token, those cookies and `spec_authorization` (`None`: no `Authorization`).
+async fn csrf_flow_server(spec_authorization: Option<&'static str>) -> anyhow::Result<TestServer> {
+    TestServer::start_with(move |r| match r.path_only() {
+        "/csrf"
+            if r.header("x-csrf-token") == Some("Fetch")
+                && r.header("authorization") == Some("Basic Y3NyZjpjLXBhc3M=") =>
+        {
+            Reply::new(200, "")
+                .header("x-csrf-token", "csrf-42")
+                .header("set-cookie", "SESSION=abc; Path=/; HttpOnly")
+                .header("set-cookie", "route=r7; Path=/")
+        }
+        "/specs/shop.yaml"
+            if r.header("x-csrf-token") == Some("csrf-42")
+                && r.header("cookie") == Some("SESSION=abc; route=r7")
+                && r.header("authorization") == spec_authorization =>
+        {
+            spec_reply()
+        }
+        _ => Reply::new(403, "CSRF token validation failed").header("x-csrf-token", "Required"),
+    })
+    .await
+}
+
+/// Fetches the shop's spec from `server` with `auth`: the token first, then the spec.
+async fn fetch_through_csrf(server: &TestServer, auth: Value) -> anyhow::Result<()> {
+    let r = start().await?;
+    let api = add(&r.gql(), remote(&server.url("/specs/shop.yaml"), auth)).await?;
+    assert_shop(&api);
+    let paths: Vec<String> = server.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/csrf", "/specs/shop.yaml"]);
+    r.stop().await
+}
+
 e2e_test! {
     async fn a_spec_behind_the_csrf_flow_is_fetched_with_token_and_cookies() -> anyhow::Result<()> {
-        let server = TestServer::start_with(|r| match r.path_only() {
-            // The token endpoint has its own credential: base64("csrf:c-pass").
-            "/csrf" if r.header("x-csrf-token") == Some("Fetch")
-                && r.header("authorization") == Some("Basic Y3NyZjpjLXBhc3M=") =>
-            {
-                Reply::new(200, "")
-                    .header("x-csrf-token", "csrf-42")
-                    .header("set-cookie", "SESSION=abc; Path=/; HttpOnly")
-                    .header("set-cookie", "route=r7; Path=/")
-            }
-            "/specs/shop.yaml"
-                if r.header("x-csrf-token") == Some("csrf-42")
-                    && r.header("cookie") == Some("SESSION=abc; route=r7")
-                    // base64("reader:s3cret")
-                    && r.header("authorization") == Some("Basic cmVhZGVyOnMzY3JldA==") =>
-            {
-                spec_reply()
-            }
-            _ => Reply::new(403, "CSRF token validation failed").header("x-csrf-token", "Required"),
-        })
-        .await?;
-        let r = start().await?;
+        // base64("reader:s3cret")
+        let server = csrf_flow_server(Some("Basic cmVhZGVyOnMzY3JldA==")).await?;
         let auth = j!({
             "credential": {"basic": {"username": "reader", "password": "s3cret"}},
             "requestAuth": {"csrf": {
@@ -255,11 +271,20 @@ e2e_test! {
                 "credential": {"basic": {"username": "csrf", "password": "c-pass"}},
             }},
         });
-        let api = add(&r.gql(), remote(&server.url("/specs/shop.yaml"), auth)).await?;
-        assert_shop(&api);
-        let paths: Vec<String> = server.received().iter().map(|r| r.path.clone()).collect();
-        assert_eq!(paths, ["/csrf", "/specs/shop.yaml"]);
-        r.stop().await
+        fetch_through_csrf(&server, auth).await
+    }
+}
+
+e2e_test! {
+    async fn a_csrf_request_alone_is_a_whole_auth_for_fetching() -> anyhow::Result<()> {
+        // SAP-style: only the token endpoint takes a credential; the spec request carries the
+        // token and the session cookies, and no Authorization of its own.
+        let server = csrf_flow_server(None).await?;
+        let auth = j!({"requestAuth": {"csrf": {
+            "tokenEndpointURL": server.url("/csrf"),
+            "credential": {"basic": {"username": "csrf", "password": "c-pass"}},
+        }}});
+        fetch_through_csrf(&server, auth).await
     }
 }
 

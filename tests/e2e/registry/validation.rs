@@ -136,3 +136,67 @@ e2e_test! {
         r.stop().await
     }
 }
+
+e2e_test! {
+    async fn an_auth_of_only_a_csrf_request_is_accepted_everywhere_and_an_empty_one_nowhere()
+        -> anyhow::Result<()>
+    {
+        let r = Registry::start().await?;
+        let g = r.gql();
+        // Compass's AuthInput: every member optional; a CSRF token fetch alone is a whole auth,
+        // and its token endpoint's credential is optional too.
+        let csrf_only = j!({"requestAuth": {"csrf": {
+            "tokenEndpointURL": "https://erp.example.com/csrf",
+            "credential": {"basic": {"username": "csrf", "password": "c-pass"}}}}});
+        let csrf_without_credential = j!({"requestAuth": {"csrf": {
+            "tokenEndpointURL": "https://erp.example.com/csrf",
+            "additionalHeaders": {"X-Client": ["eventplane"]}}}});
+        let with = |name: &str, auth: &serde_json::Value| {
+            let mut api = api_input("orders", SHOP_SPEC);
+            api["auth"] = auth.clone();
+            api["spec"]["fetchRequest"] =
+                j!({"url": "https://erp.example.com/specs/orders.yaml", "auth": auth});
+            api["externalSubscriptions"] = j!([{
+                "url": "https://bus.example.com/v1/projects/p/subscriptions/s",
+                "topic": "projects/p/topics/t", "auth": auth}]);
+            j!({"name": name, "eventAPIs": [api], "webhooks": [{
+                "type": "CONFIGURATION_CHANGED", "url": "https://erp.example.com/hook", "auth": auth}]})
+        };
+        let created = g.ok(CREATE_WITH_AUTH, j!({"in": with("erp", &csrf_only)})).await?;
+        let api = &created["createApplication"]["eventAPIs"]["data"][0];
+        assert_eq!(
+            api["auth"]["requestAuth"]["csrf"]["credential"],
+            j!({"username": "csrf", "password": "********"})
+        );
+        assert_eq!(api["auth"]["credential"], serde_json::Value::Null);
+        let created = g
+            .ok(CREATE_WITH_AUTH, j!({"in": with("erp-2", &csrf_without_credential)}))
+            .await?;
+        let webhook = &created["createApplication"]["webhooks"][0];
+        assert_eq!(webhook["auth"]["requestAuth"]["csrf"]["credential"], serde_json::Value::Null);
+
+        // Still refused: an auth with no member at all, and a requestAuth without csrf.
+        for (auth, field) in [
+            (j!({}), "in.webhooks[0].auth"),
+            (j!({"additionalHeaders": {}}), "in.webhooks[0].auth"),
+            (j!({"requestAuth": {}}), "in.webhooks[0].auth.requestAuth.csrf"),
+        ] {
+            let input = j!({"name": "erp-3", "webhooks": [{
+                "type": "CONFIGURATION_CHANGED", "url": "https://erp.example.com/hook", "auth": auth}]});
+            let error = g.error(CREATE_WITH_AUTH, j!({"in": input})).await?;
+            assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{auth}: {error}");
+            assert_eq!(error["extensions"]["details"][0]["field"], field, "{auth}: {error}");
+        }
+        let data = g.ok("{ applications { totalCount } }", j!({})).await?;
+        assert_eq!(data["applications"]["totalCount"], 2, "nothing of the refused ones is kept");
+        r.stop().await
+    }
+}
+
+const CREATE_WITH_AUTH: &str = "mutation($in: ApplicationInput!) { createApplication(in: $in) {
+    id
+    webhooks { auth { credential { ... on BasicCredentialData { username password } }
+        requestAuth { csrf { credential { ... on BasicCredentialData { username password } } } } } }
+    eventAPIs { data { auth { credential { ... on BasicCredentialData { username password } }
+        requestAuth { csrf { tokenEndpointURL
+            credential { ... on BasicCredentialData { username password } } } } } } } } }";

@@ -228,7 +228,7 @@ fn external_subscriptions_must_be_pubsub_subscriptions_with_known_attributes() -
     )?;
     assert_eq!(
         err["extensions"]["details"][0]["field"],
-        format!("{at}.auth.credential"),
+        format!("{at}.auth"),
         "{err}"
     );
     assert!(h.keys().is_empty(), "nothing is stored for a refused input");
