@@ -21,7 +21,7 @@ fi
 rustup target add wasm32-wasip2 >/dev/null
 echo "==> building (release)"
 cargo build --release -p eventplane-host
-cargo build --release --target wasm32-wasip2 -p eventplane-test-empty
+./scripts/build-components.sh
 
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT

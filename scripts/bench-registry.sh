@@ -20,8 +20,7 @@ if ! command -v wrk >/dev/null; then
 fi
 rustup target add wasm32-wasip2 >/dev/null
 cargo build --release -p eventplane-host
-cargo build --release --target wasm32-wasip2 -p eventplane-registry -p eventplane-fetcher \
-  -p eventplane-gateway -p eventplane-dispatcher
+./scripts/build-components.sh
 
 work=$(mktemp -d)
 trap 'kill "$server" "${spec_server:-}" 2>/dev/null || true; rm -rf "$work"' EXIT

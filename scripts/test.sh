@@ -4,11 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+./scripts/build-components.sh
 source scripts/toolchain.sh
 source scripts/packages.sh
-
-echo "==> building the WebAssembly components"
-cargo build --target wasm32-wasip2 --release $(for p in "${WASM_PACKAGES[@]}"; do printf -- '-p %s ' "$p"; done)
 
 echo "==> running the tests"
 cargo test --workspace $(for p in "${WASM_PACKAGES[@]}"; do printf -- '--exclude %s ' "$p"; done) "$@"
