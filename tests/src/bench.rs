@@ -1,14 +1,34 @@
 //! What the benchmark binaries (`src/bin`) share: the admin token they start the application
-//! with, GraphQL calls with it, and percentiles.
+//! with, GraphQL calls with it, percentiles, and [`Served`] (the host or real Spin).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::ensure;
+use anyhow::{Context as _, ensure};
+use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::spin::SpinApp;
 use crate::{Reply, TestApp, TestServer};
+
+/// An application served over HTTP: by eventplane's host in-process, or by real Spin.
+pub trait Served {
+    /// `http://127.0.0.1:<port><path>`.
+    fn url(&self, path: &str) -> String;
+}
+
+impl Served for TestApp {
+    fn url(&self, path: &str) -> String {
+        TestApp::url(self, path)
+    }
+}
+
+impl Served for SpinApp {
+    fn url(&self, path: &str) -> String {
+        SpinApp::url(self, path)
+    }
+}
 
 /// When each event (by `ce-id`) first reached a subscriber, and how many times it came.
 pub type Arrivals = Arc<Mutex<HashMap<String, (Instant, u32)>>>;
@@ -35,7 +55,7 @@ pub const ADMIN: &str = "bench-admin-token";
 /// POSTs a GraphQL document to `app` with [`ADMIN`]; its `data` (an error if it has `errors`).
 pub async fn graphql(
     http: &reqwest::Client,
-    app: &TestApp,
+    app: &(impl Served + ?Sized),
     query: &str,
     variables: Value,
 ) -> anyhow::Result<Value> {
@@ -63,4 +83,72 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     )]
     let index = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
+}
+
+/// Registers the application `bench-shop` with one event type (`order.created.v1`, data with a
+/// string `orderId`) and a subscription of its events to `sink`; a publish token for it.
+pub async fn register_shop(
+    http: &reqwest::Client,
+    app: &dyn Served,
+    sink: &str,
+) -> anyhow::Result<String> {
+    let spec = json!({
+        "asyncapi": "2.6.0",
+        "info": {"title": "Bench shop", "version": "1.0.0"},
+        "channels": {"order.created.v1": {"subscribe": {"message": {"payload": {
+            "type": "object", "required": ["orderId"],
+            "properties": {"orderId": {"type": "string"}, "total": {"type": "number"}}}}}}},
+    });
+    let created = graphql(
+        http,
+        app,
+        "mutation { createApplication(in: {name: \"bench-shop\"}) { id } }",
+        json!({}),
+    )
+    .await?;
+    let app_id = created["createApplication"]["id"]
+        .as_str()
+        .context("no application id")?
+        .to_owned();
+    graphql(
+        http,
+        app,
+        "mutation($app: ID!, $in: EventAPIDefinitionInput!) { addEventAPI(applicationID: $app, in: $in) { id } }",
+        json!({"app": app_id, "in": {"name": "orders", "spec": {"data": spec.to_string(), "eventSpecType": "ASYNC_API", "format": "JSON"}}}),
+    )
+    .await?;
+    let creds = graphql(
+        http,
+        app,
+        "mutation($app: ID!) { requestClientCredentialsForApplication(applicationID: $app) { clientId clientSecret } }",
+        json!({"app": app_id}),
+    )
+    .await?;
+    let creds = &creds["requestClientCredentialsForApplication"];
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        creds["clientId"].as_str().unwrap_or_default(),
+        creds["clientSecret"].as_str().unwrap_or_default()
+    ));
+    let token: Value = http
+        .post(app.url("/oauth/token"))
+        .header("authorization", format!("Basic {basic}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = token["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_owned();
+    let answer = http
+        .post(app.url("/subscriptions"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "bench", "sink": {"url": sink}, "filter": {"application": "bench-shop"}}))
+        .send()
+        .await?;
+    ensure!(answer.status() == 201, "subscription: {}", answer.status());
+    Ok(token)
 }

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod pubsub;
+pub mod spin;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

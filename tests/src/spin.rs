@@ -1,0 +1,150 @@
+//! The application on real Spin, for the checks and benchmarks that compare eventplane's host
+//! with the runtime users deploy.
+//!
+//! Spin is found on `SPIN_BIN` (a path) or `PATH`. Where it is absent, whatever needs it is
+//! skipped, saying so ([`spin_binary`] answers `None`); nothing in the test command requires it.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use eventplane_tests::spin::{SpinApp, spin_binary};
+//! let Some(spin) = spin_binary() else {
+//!     eprintln!("skipped: no spin on PATH or SPIN_BIN");
+//!     return Ok(());
+//! };
+//! let state = tempfile::tempdir()?;
+//! let app = SpinApp::start(&spin, &eventplane_tests::workspace_root().join("spin.toml"),
+//!     state.path(), &[("SPIN_VARIABLE_ADMIN_TOKEN", "secret")]).await?;
+//! println!("{}", app.url("/graphql"));
+//! app.stop().await
+//! # }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::process::{Child, Command};
+
+/// How long `spin up` may take to serve (it compiles every component on its first run).
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The `spin` binary: `SPIN_BIN` if it is set (and names a file), else `spin` on `PATH`.
+pub fn spin_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("SPIN_BIN").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join("spin"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// An application served by `spin up` on a free loopback port; stopped (killed) on drop.
+pub struct SpinApp {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl SpinApp {
+    /// Runs `spin up` for `manifest` with its state (key-value store, logs) in `state_dir`,
+    /// the environment of this process without its `SPIN_VARIABLE_*` entries plus `env`, and
+    /// waits until it serves. Its output goes to `state_dir/spin-up.log`.
+    pub async fn start(
+        spin: &Path,
+        manifest: &Path,
+        state_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        Self::start_with(spin, manifest, state_dir, env, &[]).await
+    }
+
+    /// [`start`](Self::start) with more arguments for `spin up` (e.g. a runtime config).
+    pub async fn start_with(
+        spin: &Path,
+        manifest: &Path,
+        state_dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(state_dir)?;
+        let addr = free_port()?;
+        let log = state_dir.join("spin-up.log");
+        let output = std::fs::File::create(&log)?;
+        let mut command = Command::new(spin);
+        command
+            .arg("up")
+            .arg("--from")
+            .arg(manifest)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output)
+            .kill_on_drop(true);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SPIN_VARIABLE_") {
+                command.env_remove(name);
+            }
+        }
+        command.envs(env.iter().copied());
+        let child = command
+            .spawn()
+            .with_context(|| format!("running {}", spin.display()))?;
+        let mut app = Self { child, addr, log };
+        app.wait_until_serving().await?;
+        Ok(app)
+    }
+
+    async fn wait_until_serving(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while started.elapsed() < START_TIMEOUT {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("spin up exited ({status}):\n{}", self.log_text());
+            }
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!(
+            "spin up did not serve within {} s:\n{}",
+            START_TIMEOUT.as_secs(),
+            self.log_text()
+        )
+    }
+
+    /// What `spin up` printed so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The address served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops `spin up` and waits for it to exit.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+}
+
+/// A loopback address with a port nothing listens on now.
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
