@@ -158,6 +158,18 @@ mod tests {
     }
 
     #[test]
+    fn framed_responses_state_their_length_except_where_http_forbids_one() {
+        let response = framed(json_response(202, &json!({"id": "1"})));
+        assert_eq!(header(&response, "content-length").as_deref(), Some("10"));
+        let empty = framed(Response::new(200, ()));
+        assert_eq!(header(&empty, "content-length").as_deref(), Some("0"));
+        for status in [204, 304] {
+            let response = framed(Response::new(status, ()));
+            assert_eq!(header(&response, "content-length"), None, "{status}");
+        }
+    }
+
+    #[test]
     fn error_response_carries_status_content_type_and_body() {
         let err = Error::validation("bad input", vec![FieldError::new("name", "is required")]);
         let response = error_response(&err);
