@@ -42,7 +42,10 @@ pub fn spin_binary() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// An application served by `spin up` on a free loopback port; stopped (killed) on drop.
+/// An application served by `spin up` on a free loopback port; stopped on drop.
+///
+/// `spin up` serves through a child process (`spin trigger http`) that outlives a `SIGKILL` of
+/// its parent, so it is always stopped with `SIGTERM`, which it passes on.
 pub struct SpinApp {
     child: Child,
     addr: SocketAddr,
@@ -86,8 +89,7 @@ impl SpinApp {
             .args(args)
             .stdin(Stdio::null())
             .stdout(output.try_clone()?)
-            .stderr(output)
-            .kill_on_drop(true);
+            .stderr(output);
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("SPIN_VARIABLE_") {
                 command.env_remove(name);
@@ -135,11 +137,33 @@ impl SpinApp {
         self.addr
     }
 
-    /// Stops `spin up` and waits for it to exit.
+    /// Stops `spin up` (and its trigger process) and waits for it to exit; kills it if it has
+    /// not exited within 10 s.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.child.start_kill()?;
-        self.child.wait().await?;
+        self.terminate();
+        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
+            Ok(status) => drop(status?),
+            Err(_) => {
+                self.child.start_kill()?;
+                self.child.wait().await?;
+            }
+        }
         Ok(())
+    }
+
+    /// Sends `SIGTERM` to `spin up`, if it is still running.
+    fn terminate(&mut self) {
+        if let (Ok(None), Some(pid)) = (self.child.try_wait(), self.child.id()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+impl Drop for SpinApp {
+    fn drop(&mut self) {
+        self.terminate();
     }
 }
 
