@@ -53,13 +53,13 @@ pub const HANDOFF_PATH: &str = "/dispatcher/deliver";
 /// with the admin token, the `Tenant` header and `{"apiId": "api_…"}`.
 pub const BUS_CHECK_PATH: &str = "/dispatcher/bus/check";
 
-/// Handles one request. The body is read only once the route is known.
 /// Answers one request, in one piece (see [`send_response`]).
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     send_response(response_out, route(request).await);
 }
 
+/// The response to one request. The body is read only once the route is known.
 async fn route(request: IncomingRequest) -> Response {
     if request.method() == Method::Post {
         let path = request.path_with_query().unwrap_or_default();

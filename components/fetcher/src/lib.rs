@@ -34,13 +34,13 @@ fn routes() -> Router<Endpoint> {
     Router::new().route(&[Method::Post], FETCH_PATH, Endpoint::Fetch)
 }
 
-/// Handles one request.
 /// Answers one request, in one piece (see [`send_response`]).
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     send_response(response_out, route(request).await);
 }
 
+/// The response to one request.
 async fn route(request: IncomingRequest) -> Response {
     match routes().resolve_request(&request) {
         Ok(matched) => match matched.handler {

@@ -39,13 +39,13 @@ fn routes() -> Router<Endpoint> {
         .route(&[Method::Get], "/oauth/jwks.json", Endpoint::Jwks)
 }
 
-/// Handles one request.
 /// Answers one request, in one piece (see [`send_response`]).
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     send_response(response_out, route(request).await);
 }
 
+/// The response to one request.
 async fn route(request: IncomingRequest) -> Response {
     match routes().resolve_request(&request) {
         Ok(matched) => match matched.handler {

@@ -131,9 +131,6 @@ pub struct OAuthError {
     pub code: OAuthErrorCode,
     /// What is wrong, for people.
     pub description: String,
-    /// Whether the client authenticated with HTTP Basic (then `invalid_client` carries a
-    /// `WWW-Authenticate: Basic` challenge).
-    pub basic_auth: bool,
 }
 
 impl OAuthError {
@@ -142,17 +139,15 @@ impl OAuthError {
         Self {
             code,
             description: description.into(),
-            basic_auth: false,
         }
     }
 
-    /// `invalid_client`: authentication failed; `basic_auth` says whether the client used Basic.
-    pub fn invalid_client(basic_auth: bool) -> Self {
-        Self {
-            code: OAuthErrorCode::InvalidClient,
-            description: "client authentication failed".into(),
-            basic_auth,
-        }
+    /// `invalid_client`: client authentication failed (`401`, with a Basic challenge).
+    pub fn invalid_client() -> Self {
+        Self::new(
+            OAuthErrorCode::InvalidClient,
+            "client authentication failed",
+        )
     }
 
     fn invalid_request(description: impl Into<String>) -> Self {
@@ -193,7 +188,7 @@ pub struct TokenRequest {
     pub client_secret: String,
     /// The scope to grant: always [`SCOPE_PUBLISH`] (the default when none is requested).
     pub scope: String,
-    /// Whether the client authenticated with HTTP Basic (for [`OAuthError::invalid_client`]).
+    /// Whether the client authenticated with HTTP Basic.
     pub basic_auth: bool,
 }
 
@@ -234,7 +229,7 @@ fn basic_credentials(authorization: Option<&str>) -> Result<Option<(String, Stri
     }
     let malformed = || OAuthError {
         description: "malformed Basic credentials".into(),
-        ..OAuthError::invalid_client(true)
+        ..OAuthError::invalid_client()
     };
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
@@ -310,10 +305,10 @@ pub fn parse_token_request(
         }
         (Some((id, secret)), _, None) => (id, secret, true),
         (None, Some(id), Some(secret)) => (id.to_owned(), secret.to_owned(), false),
-        (None, _, _) => return Err(OAuthError::invalid_client(false)),
+        (None, _, _) => return Err(OAuthError::invalid_client()),
     };
     if client_id.is_empty() || client_secret.is_empty() {
-        return Err(OAuthError::invalid_client(basic_auth));
+        return Err(OAuthError::invalid_client());
     }
 
     if let Some(scope) = param("scope") {
@@ -522,7 +517,7 @@ mod tests {
 
     #[test]
     fn error_bodies_and_headers() {
-        let err = OAuthError::invalid_client(true);
+        let err = OAuthError::invalid_client();
         assert_eq!(err.status(), 401);
         assert_eq!(
             err.www_authenticate().as_deref(),
@@ -531,13 +526,6 @@ mod tests {
         assert_eq!(
             err.body(),
             json!({"error": "invalid_client", "error_description": "client authentication failed"})
-        );
-        assert_eq!(
-            OAuthError::invalid_client(false)
-                .www_authenticate()
-                .as_deref(),
-            Some("Basic realm=\"eventplane\""),
-            "every 401 carries a challenge, also without Basic"
         );
         let err = OAuthError::new(OAuthErrorCode::UnauthorizedClient, "revoked");
         assert_eq!(

@@ -137,7 +137,7 @@ pub fn issue_token(
     settings: &TokenSettings,
     now: u64,
 ) -> Result<TokenResponse, OAuthError> {
-    let invalid = || OAuthError::invalid_client(request.basic_auth);
+    let invalid = OAuthError::invalid_client;
     let client_id: ClientId = request.client_id.parse().map_err(|_| invalid())?;
     let unavailable = |e: Error| {
         eprintln!("registry: token endpoint: {e}");
