@@ -192,6 +192,17 @@ pub const EVENT_SEQUENCE: Kind = Kind::new("event-seq");
 /// log, read in order by the dispatcher and by replay).
 pub const EVENTS_BY_SEQUENCE: Kind = Kind::new("event-by-seq");
 
+/// Index: the CloudEvents `source`s a tenant's events came from (at most about a thousand),
+/// so that an event can be found by its publisher's id alone.
+pub const EVENT_SOURCES: Kind = Kind::new("event-sources");
+
+/// Records, per hash of a `source`: `true` once it is in [`EVENT_SOURCES`], `false` if it came
+/// when the index was full.
+pub const EVENT_SOURCE_MARKERS: Kind = Kind::new("event-source");
+
+/// Records: the flag set once a `source` was left out of a full [`EVENT_SOURCES`].
+pub const UNTRACKED_EVENT_SOURCES: Kind = Kind::new("event-sources-untracked");
+
 /// Records: the dispatcher's cursor in the event log ([`EVENTS_BY_SEQUENCE`]); the events from
 /// it on are pending.
 pub const PENDING_EVENTS: Kind = Kind::new("event-pending");

@@ -15,6 +15,8 @@
 //!
 //! ## The algorithm
 //!
+//! 0. The event's `source` is noted, so that the event can be found by its publisher's id alone
+//!    ([`sources`](crate::sources); one read, except for the first event of a new source).
 //! 1. `n = increment(t/<tenant>/r/event-claim/<hash>)`. Incrementing is atomic on every Spin
 //!    backend, so exactly one caller sees `n == 1`. (A compare-and-swap against "absent" would
 //!    not do: Spin's SQLite store performs it as an unconditional write, so every concurrent
@@ -31,7 +33,8 @@
 //!      5xx). Take over: do step 2 ourselves.
 //!
 //! No step writes anything shared by two different events except the sequence counter, which
-//! only ever changes by `increment`: concurrent publishes never retry each other's writes.
+//! only ever changes by `increment`, and the tenant's source index, changed only by the first
+//! event of a new source: concurrent publishes never retry each other's writes.
 //!
 //! ## Takeover
 //!
@@ -105,6 +108,7 @@ pub fn store_event_with(
     patience: &Patience,
 ) -> Result<Stored, Error> {
     let identity = identity(&event.source, &event.event_id)?;
+    crate::sources::note_source(store, tenant, &event.source)?;
     if claim(store, tenant, &identity)? == 1 {
         return Ok(Stored {
             event: write_record(store, tenant, &identity, event, now_ms)?,

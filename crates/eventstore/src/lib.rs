@@ -9,6 +9,7 @@
 //! - [`pending`] / [`advance`]: the log as the dispatcher drains it, read by sequence number
 //!   from a cursor, without scanning;
 //! - [`get_event`], [`events_since`]: reading events back, by id and in acceptance order;
+//!   [`find_by_cloud_event_id`]: by the publisher's id alone (see the [`sources`] module);
 //! - [`purge_expired`]: retention, removing the events older than the retention period (and
 //!   with them their deduplication), oldest first (see the [`retention`] module);
 //! - [`due`]: bucketed due queues (minutes, or any increasing bucket number), for work that is
@@ -60,6 +61,7 @@ pub mod due;
 mod event;
 pub mod events;
 pub mod retention;
+pub mod sources;
 
 pub use catalog::{AppCatalog, CatalogEntry, load_catalog};
 pub use event::{EventData, NewEvent, StoredEvent};
@@ -69,6 +71,7 @@ pub use events::{
     store_event_with,
 };
 pub use retention::{Purged, purge_expired, purged_up_to};
+pub use sources::{Found, MAX_TRACKED_SOURCES, event_id_of, find_by_cloud_event_id, note_source};
 
 /// How long to wait for another instance's write that should appear shortly (a concurrent
 /// store of the same event, the creation of a queue bucket): up to `rounds` more reads with
