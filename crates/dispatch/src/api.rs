@@ -18,10 +18,11 @@
 //! `cursor`), `404` (an unknown or malformed id), `415` (a body that is not
 //! `application/json`), `422` (invalid fields, each with its path).
 
-use eventplane_core::{Error, EventId, FieldError, KvStore, SubscriptionId, TenantId};
+use eventplane_core::{Error, FieldError, KvStore, SubscriptionId, TenantId};
 use serde_json::{Value, json};
 
 use crate::input::{SubscriptionInput, parse_pause};
+use crate::lookup::EventRef;
 use crate::records::{AttemptOutcome, Trigger};
 use crate::signing::GENERATED_KEY_BYTES;
 use crate::time::Timestamp;
@@ -256,16 +257,24 @@ pub fn execute(
             Reply::json(200, store::list_attempts(kv, tenant, &id()?, &query)?)
         }
         Operation::DeadLetters => {
-            let query = ListQuery::parse(request.query)?;
-            let page =
-                store::dead_letters(kv, tenant, &id()?, query.cursor.as_deref(), query.limit)?;
-            Reply::json(200, page)
+            let paging = ListQuery::parse(request.query)?;
+            let (event, source) = event_filter(request.query)?;
+            let query = store::DeadLetterQuery {
+                event,
+                source,
+                limit: paging.limit,
+                cursor: paging.cursor,
+            };
+            Reply::json(200, store::dead_letters(kv, tenant, &id()?, &query)?)
         }
         Operation::Redeliver => {
             let id = id()?;
             let text = request.event_id.unwrap_or_default();
-            let event = text.parse::<EventId>().map_err(|_| {
-                Error::not_found(format!("subscription {id} has no dead letter of {text}"))
+            let source = query_value(request.query, "source");
+            let named = EventRef::parse(text, source.as_deref())?;
+            store::get(kv, tenant, &id)?;
+            let event = named.resolve(kv, tenant)?.ok_or_else(|| {
+                Error::not_found(format!("no event has the CloudEvents id {text:?}"))
             })?;
             store::dead_letter(kv, tenant, &id, &event)?;
             if !engine::redeliver(kv, tenant, &id, &event, Trigger::Redeliver, now_ms)? {
@@ -293,22 +302,36 @@ pub fn execute(
     })
 }
 
-/// The query of an attempts listing: `eventId`, `status` (`succeeded` or `failed`), `since`
-/// (RFC 3339), `limit` (1 to 200, default 50) and `cursor`; a malformed one is a `400`.
+/// The last non-empty value of the query parameter `name`, if any.
+fn query_value(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, value)| key == name && !value.is_empty())
+        .last()
+        .map(|(_, value)| value.into_owned())
+}
+
+/// The event filter of a listing: `eventId` (eventplane's id or a CloudEvents id, see
+/// [`EventRef`]) with an optional `source`, or a `source` alone (only events from it).
+fn event_filter(query: &str) -> Result<(Option<EventRef>, Option<String>), Error> {
+    let source = query_value(query, "source");
+    match query_value(query, "eventId") {
+        Some(id) => Ok((Some(EventRef::parse(&id, source.as_deref())?), None)),
+        None => Ok((None, source)),
+    }
+}
+
+/// The query of an attempts listing: `eventId` (eventplane's or the CloudEvents id) and
+/// `source` ([`EventRef`]; a `source` alone keeps the events from it), `status` (`succeeded` or
+/// `failed`), `since` (RFC 3339), `limit` (1 to 200, default 50) and `cursor`; a malformed one
+/// is a `400`.
 pub fn attempt_query(query: &str) -> Result<store::AttemptQuery, Error> {
     let mut parsed = store::AttemptQuery::default();
+    (parsed.event, parsed.source) = event_filter(query)?;
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         if value.is_empty() {
             continue;
         }
         match name.as_ref() {
-            "eventId" => {
-                parsed.event_id = Some(
-                    value
-                        .parse()
-                        .map_err(|_| Error::invalid("eventId", "is not an event id (evt_…)"))?,
-                );
-            }
             "status" => {
                 parsed.outcome = Some(match value.as_ref() {
                     "succeeded" => AttemptOutcome::Succeeded,
@@ -709,7 +732,6 @@ mod attempt_query_tests {
             ("cursor=sub_1", "cursor"),
             ("status=maybe", "status"),
             ("since=yesterday", "since"),
-            ("eventId=42", "eventId"),
         ] {
             let err = attempt_query(text).expect_err(text);
             assert_eq!(
@@ -718,6 +740,24 @@ mod attempt_query_tests {
                 "{text}"
             );
         }
+        // An event named by eventplane's id or by its publisher's, with or without a source.
+        let ours = "evt_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f";
+        let by_ours = attempt_query(&format!("eventId={ours}"))?;
+        assert!(matches!(by_ours.event, Some(EventRef::Internal(_))));
+        let by_theirs = attempt_query("eventId=4711&source=%2Fapplications%2Fshop")?;
+        assert_eq!(
+            by_theirs.event,
+            Some(EventRef::CloudEvent {
+                id: "4711".into(),
+                source: Some("/applications/shop".into())
+            })
+        );
+        assert_eq!(by_theirs.source, None, "the source chooses the event");
+        let from = attempt_query("source=%2Fapplications%2Fshop")?;
+        assert_eq!(
+            (from.event, from.source.as_deref()),
+            (None, Some("/applications/shop"))
+        );
         Ok(())
     }
 }

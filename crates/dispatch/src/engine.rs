@@ -24,7 +24,9 @@ use crate::keys::{RETRIES, due_member, parse_due_member};
 use crate::model::{SinkAuth, Subscription};
 use crate::outgoing::{Outgoing, build};
 use crate::policy::{AttemptResult, Decision, classify, decide};
-use crate::records::{Attempt, AttemptOutcome, DeadLetter, Trigger, response_excerpt};
+use crate::records::{
+    Attempt, AttemptOutcome, CloudEventRef, DeadLetter, Trigger, response_excerpt,
+};
 use crate::store::{self, active_for, add_dead_letter};
 use crate::time::Timestamp;
 
@@ -413,6 +415,7 @@ fn make_attempt(
     };
     let record = Attempt {
         event_id: event.id.clone(),
+        cloud_event: Some(CloudEventRef::of(event)),
         attempt: claim.state.attempts.saturating_add(1),
         outcome: if matches!(decision, Decision::Done) {
             AttemptOutcome::Succeeded
@@ -516,6 +519,13 @@ fn conclude(
             counts.dead_lettered += 1;
             let dead = DeadLetter {
                 event_id: state.event_id.clone(),
+                cloud_event: event.map(CloudEventRef::of).or_else(|| {
+                    state
+                        .log
+                        .iter()
+                        .rev()
+                        .find_map(|attempt| attempt.cloud_event.clone())
+                }),
                 subscription_id: subscription.id.clone(),
                 reason: reason.clone(),
                 attempts: state.attempts.saturating_sub(state.round_start),

@@ -15,7 +15,9 @@
 //! - [`outgoing`]: the HTTP request of an attempt (CloudEvents binary mode, the sink's headers
 //!   and authorization, Standard Webhooks signature headers);
 //! - [`signing`]: Standard Webhooks signatures ([`sign`]) and secrets ([`SigningSecret`]);
-//! - [`records`]: [`Attempt`] and [`DeadLetter`] records;
+//! - [`records`]: [`Attempt`] and [`DeadLetter`] records, each naming its event both ways
+//!   (eventplane's id and the CloudEvents `id`, `source`, `type`);
+//! - [`lookup`]: an event named in a request by either id ([`EventRef`](lookup::EventRef));
 //! - [`engine`]: the work: filing each accepted event's deliveries, making due attempts
 //!   (claim, send, record, retry / finish / dead-letter), [`tick`](engine::tick), redelivery;
 //! - [`delivery`]: one event's delivery to one subscription: created once, claimed with a
@@ -65,6 +67,7 @@ pub mod engine;
 pub mod filter;
 pub mod input;
 pub mod keys;
+pub mod lookup;
 pub mod model;
 pub mod outgoing;
 pub mod policy;

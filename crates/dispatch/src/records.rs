@@ -3,6 +3,7 @@
 //! fields as `null`; the stored form is also the API's.
 
 use eventplane_core::{EventId, SubscriptionId};
+use eventplane_eventstore::StoredEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::ErrorClass;
@@ -35,12 +36,39 @@ pub enum Trigger {
     Replay,
 }
 
+/// An event as its publisher and its subscribers know it: the CloudEvents `id`, `source` and
+/// `type` it was published with (a subscriber sees them as `ce-id`, `ce-source`, `ce-type`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloudEventRef {
+    /// CloudEvents `id`, the publisher's.
+    pub id: String,
+    /// CloudEvents `source`.
+    pub source: String,
+    /// CloudEvents `type`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+impl CloudEventRef {
+    /// The CloudEvents identity of a stored event.
+    pub fn of(event: &StoredEvent) -> Self {
+        Self {
+            id: event.event_id.clone(),
+            source: event.source.clone(),
+            type_name: event.type_name.clone(),
+        }
+    }
+}
+
 /// One delivery attempt of an event to a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
     /// The event.
     pub event_id: EventId,
+    /// The event as published (`null` in records older than this field).
+    #[serde(default)]
+    pub cloud_event: Option<CloudEventRef>,
     /// Its number, 1-based.
     pub attempt: u32,
     /// Whether it delivered the event.
@@ -67,6 +95,10 @@ pub struct Attempt {
 pub struct DeadLetter {
     /// The event.
     pub event_id: EventId,
+    /// The event as published (`null` if it was no longer retained when it was given up on and
+    /// no attempt recorded it).
+    #[serde(default)]
+    pub cloud_event: Option<CloudEventRef>,
     /// The subscription.
     pub subscription_id: SubscriptionId,
     /// Why ([`Decision`](crate::policy::Decision)'s reason).
@@ -131,6 +163,11 @@ mod tests {
     fn attempts_serialize_with_the_documented_names() -> Result<(), serde_json::Error> {
         let failed = Attempt {
             event_id: event(),
+            cloud_event: Some(CloudEventRef {
+                id: "4711".into(),
+                source: "/applications/shop".into(),
+                type_name: "order.created.v1".into(),
+            }),
             attempt: 2,
             outcome: AttemptOutcome::Failed,
             response_status: Some(503),
@@ -146,6 +183,7 @@ mod tests {
             json,
             json!({
                 "eventId": "evt_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f",
+                "cloudEvent": {"id": "4711", "source": "/applications/shop", "type": "order.created.v1"},
                 "attempt": 2,
                 "outcome": "failed",
                 "responseStatus": 503,
@@ -185,6 +223,7 @@ mod tests {
             .map_err(serde::de::Error::custom)?;
         let dead = DeadLetter {
             event_id: event(),
+            cloud_event: None,
             subscription_id: sub,
             reason: "gave up".into(),
             attempts: 11,
@@ -196,6 +235,7 @@ mod tests {
             json,
             json!({
                 "eventId": "evt_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f",
+                "cloudEvent": null,
                 "subscriptionId": "sub_0190b7c8e3a47c3e9d2f5a1b2c3d4e5f",
                 "reason": "gave up",
                 "attempts": 11,

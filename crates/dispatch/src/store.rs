@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::filter::FilterSubject;
 use crate::input::{SubscriptionInput, check_reason};
 use crate::keys;
+use crate::lookup::EventRef;
 use crate::model::{Subscription, SubscriptionStatus};
 use crate::records::{Attempt, AttemptOutcome, DeadLetter};
 use crate::signing::{GENERATED_KEY_BYTES, SigningSecret};
@@ -172,35 +173,72 @@ pub fn page_size<I: std::str::FromStr>(
     Ok(usize::try_from(limit).unwrap_or(MAX_INDEX_PAGE))
 }
 
+/// Which dead letters [`dead_letters`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetterQuery {
+    /// Only this event's (a page of at most one).
+    pub event: Option<EventRef>,
+    /// Only those of events from this CloudEvents `source` (when no event is named).
+    pub source: Option<String>,
+    /// The page size asked for.
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
 /// A page of subscription `id`'s dead letters, in event-id order, as the API answers it:
-/// `{"data": [dead letters], "nextCursor": "evt_…" | null}`. `404` for an unknown subscription.
+/// `{"data": [dead letters], "nextCursor": "evt_…" | null}`; with an event named, its dead letter
+/// if there is one (`409` if a CloudEvents id alone is ambiguous, see [`EventRef::resolve`]).
+/// With a `source`, a page may hold fewer than `limit`. `404` for an unknown subscription.
 pub fn dead_letters(
     store: &dyn KvStore,
     tenant: &TenantId,
     id: &SubscriptionId,
-    cursor: Option<&str>,
-    limit: Option<u32>,
+    query: &DeadLetterQuery,
 ) -> Result<Value, Error> {
     get(store, tenant, id)?;
-    let limit = page_size::<EventId>(limit, cursor)?;
+    let cursor = query.cursor.as_deref();
+    let limit = page_size::<EventId>(query.limit, cursor)?;
+    if let Some(event) = &query.event {
+        let data = match event.resolve(store, tenant)? {
+            Some(event) => store
+                .get_json::<DeadLetter>(&keys::dead_letter(tenant, id, &event))?
+                .into_iter()
+                .collect(),
+            None => Vec::new(),
+        };
+        return Ok(json!({ "data": data, "nextCursor": null }));
+    }
     let page = store.index_page(&keys::dead_letters(tenant, id), cursor, limit)?;
     let mut data = Vec::with_capacity(page.members.len());
     for member in &page.members {
         let Ok(event) = member.parse::<EventId>() else {
             continue;
         };
-        if let Some(dead) = store.get_json::<DeadLetter>(&keys::dead_letter(tenant, id, &event))? {
+        if let Some(dead) = store.get_json::<DeadLetter>(&keys::dead_letter(tenant, id, &event))?
+            && from_source(dead.cloud_event.as_ref().map(|e| e.source.as_str()), query)
+        {
             data.push(dead);
         }
     }
     Ok(json!({ "data": data, "nextCursor": page.next }))
 }
 
+/// Whether a record of an event from `source` passes `query`'s source filter.
+fn from_source(source: Option<&str>, query: &DeadLetterQuery) -> bool {
+    query
+        .source
+        .as_deref()
+        .is_none_or(|wanted| source == Some(wanted))
+}
+
 /// Which attempts [`list_attempts`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttemptQuery {
     /// Only this event's.
-    pub event_id: Option<EventId>,
+    pub event: Option<EventRef>,
+    /// Only those of events from this CloudEvents `source` (when no event is named).
+    pub source: Option<String>,
     /// Only succeeded, or only failed, attempts.
     pub outcome: Option<AttemptOutcome>,
     /// Only attempts made at or after this time (Unix ms); also where the walk starts.
@@ -215,7 +253,8 @@ pub struct AttemptQuery {
 pub const MAX_EVENTS_PER_ATTEMPTS_PAGE: usize = 2000;
 
 /// A page of subscription `id`'s attempts as the API answers it: `{"data": [attempts],
-/// "nextCursor": "<sequence>" | null}`. With an event id, that event's attempts; otherwise the
+/// "nextCursor": "<sequence>" | null}`. With an event named, that event's attempts (`409` if a
+/// CloudEvents id alone is ambiguous, see [`EventRef::resolve`]); otherwise the
 /// attempts of the tenant's events in acceptance order from `since` (or the cursor), reading
 /// the event log (at most [`MAX_EVENTS_PER_ATTEMPTS_PAGE`] events per call; the cursor says
 /// where to go on). `404` for an unknown subscription.
@@ -230,8 +269,11 @@ pub fn list_attempts(
         query.outcome.is_none_or(|o| attempt.outcome == o)
             && query.since_ms.is_none_or(|s| attempt.at.unix_ms() >= s)
     };
-    if let Some(event) = &query.event_id {
-        let mut data = attempts(store, tenant, id, event)?;
+    if let Some(event) = &query.event {
+        let mut data = match event.resolve(store, tenant)? {
+            Some(event) => attempts(store, tenant, id, &event)?,
+            None => Vec::new(),
+        };
         data.retain(keep);
         return Ok(json!({ "data": data, "nextCursor": null }));
     }
@@ -247,11 +289,13 @@ pub fn list_attempts(
         for event in &page.events {
             after = event.sequence;
             examined += 1;
-            data.extend(
-                attempts(store, tenant, id, &event.id)?
-                    .into_iter()
-                    .filter(keep),
-            );
+            if query.source.as_ref().is_none_or(|s| *s == event.source) {
+                data.extend(
+                    attempts(store, tenant, id, &event.id)?
+                        .into_iter()
+                        .filter(keep),
+                );
+            }
             if data.len() >= query.limit.max(1) || examined >= MAX_EVENTS_PER_ATTEMPTS_PAGE {
                 return Ok(json!({ "data": data, "nextCursor": after.to_string() }));
             }

@@ -543,6 +543,7 @@ fn concurrent_pauses_and_replaces_keep_every_change() -> Result<(), Error> {
 fn attempt(event_id: EventId, n: u32) -> Attempt {
     Attempt {
         event_id,
+        cloud_event: None,
         attempt: n,
         outcome: AttemptOutcome::Failed,
         response_status: Some(500),
@@ -613,6 +614,7 @@ fn dead_letters_are_indexed_while_the_subscription_exists() -> Result<(), Error>
     let id = create_shop(&store, "s")?;
     let dead = |event_id| DeadLetter {
         event_id,
+        cloud_event: None,
         subscription_id: id.clone(),
         reason: "gave up after 11 attempts".into(),
         attempts: 11,

@@ -6,6 +6,7 @@
 //! `Tenant` header.
 
 mod access;
+mod by_cloud_event_id;
 mod concurrency;
 mod delivery;
 mod lifecycle;
