@@ -223,8 +223,17 @@ mod tests {
 
     #[test]
     fn concurrent_first_adds_to_a_tenant_index_lose_nothing_even_on_sqlite() -> Result<(), Error> {
+        concurrent_first_adds_lose_nothing(MemoryStore::spin_sqlite_like)
+    }
+
+    #[test]
+    fn concurrent_adds_lose_nothing_when_every_swap_reports_failure() -> Result<(), Error> {
+        concurrent_first_adds_lose_nothing(MemoryStore::spin_redis_like)
+    }
+
+    fn concurrent_first_adds_lose_nothing(new: fn() -> MemoryStore) -> Result<(), Error> {
         for round in 0..20 {
-            let store = Arc::new(MemoryStore::spin_sqlite_like());
+            let store = Arc::new(new());
             let barrier = Arc::new(std::sync::Barrier::new(8));
             let threads: Vec<_> = (0..8)
                 .map(|t| {

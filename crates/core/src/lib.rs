@@ -48,4 +48,6 @@ pub use ids::{
 };
 pub use keys::Key;
 pub use memory::{CasHookStore, MemoryStore};
-pub use store::{IndexPage, KvStore, KvStoreExt, MAX_INDEX_PAGE, MAX_UPDATE_ATTEMPTS, StoreError};
+pub use store::{
+    IndexPage, KvStore, KvStoreExt, MAX_INDEX_PAGE, MAX_UPDATE_ATTEMPTS, StoreError, swap_landed,
+};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::keys::Key;
-use crate::store::{KvStore, StoreError};
+use crate::store::{KvStore, StoreError, swap_landed};
 
 /// A [`KvStore`] in a `Mutex<BTreeMap>`: linearizable, shareable across threads, and encoding
 /// counters as Spin's default (SQLite) store does, as 8-byte little-endian `i64`s.
@@ -13,6 +13,8 @@ pub struct MemoryStore {
     entries: Mutex<BTreeMap<String, Vec<u8>>>,
     /// Whether a compare-and-swap against "absent" overwrites unconditionally.
     absent_cas_overwrites: bool,
+    /// Whether every compare-and-swap reports failure, and the result is read back.
+    swaps_report_failure: bool,
 }
 
 impl MemoryStore {
@@ -27,6 +29,17 @@ impl MemoryStore {
     pub fn spin_sqlite_like() -> Self {
         Self {
             absent_cas_overwrites: true,
+            ..Self::default()
+        }
+    }
+
+    /// An empty store whose compare-and-swap behaves like Spin 4.0.2's Redis store seen through
+    /// eventplane's Spin adapter: the swap is strict, but it always reports failure (see
+    /// [`swap_landed`]), so the adapter reads the key back to learn whether it landed, with the
+    /// store unlocked in between as it is on a real server.
+    pub fn spin_redis_like() -> Self {
+        Self {
+            swaps_report_failure: true,
             ..Self::default()
         }
     }
@@ -79,11 +92,16 @@ impl KvStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut entries = self.lock();
         let overwrite = self.absent_cas_overwrites && expected.is_none();
-        if !overwrite && entries.get(key.as_str()).map(Vec::as_slice) != expected {
-            return Ok(false);
+        let swapped = overwrite || entries.get(key.as_str()).map(Vec::as_slice) == expected;
+        if swapped {
+            entries.insert(key.as_str().to_owned(), new.to_vec());
         }
-        entries.insert(key.as_str().to_owned(), new.to_vec());
-        Ok(true)
+        drop(entries);
+        if self.swaps_report_failure {
+            std::thread::yield_now();
+            return swap_landed(self, key, new);
+        }
+        Ok(swapped)
     }
 
     fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {

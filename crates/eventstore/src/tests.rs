@@ -46,10 +46,11 @@ pub(crate) fn event(id: &str) -> NewEvent {
     }
 }
 
-pub(crate) fn stores() -> [(&'static str, MemoryStore); 2] {
+pub(crate) fn stores() -> [(&'static str, MemoryStore); 3] {
     [
         ("plain", MemoryStore::new()),
         ("spin-sqlite-like", MemoryStore::spin_sqlite_like()),
+        ("spin-redis-like", MemoryStore::spin_redis_like()),
     ]
 }
 

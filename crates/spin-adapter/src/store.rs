@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use eventplane_core::{Key, KvStore, StoreError};
+use eventplane_core::{Key, KvStore, StoreError, swap_landed};
 use spin_sdk::key_value;
 use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store as wasi_store};
 
@@ -94,10 +94,14 @@ impl KvStore for SpinStore {
 
     /// Compare-and-swap through `wasi:keyvalue/atomics`.
     ///
-    /// Caveat: Spin's SQLite backend (3.x/4.x) performs the swap after a `current()` of
-    /// "absent" as an unconditional write, so two instances creating the same key at once may
-    /// both succeed there (Redis and eventplane's host are strict). Code that must create a key
-    /// exactly once should not depend on `expected = None` alone on that backend.
+    /// Caveats:
+    /// - Spin's SQLite backend (3.x/4.x) performs the swap after a `current()` of "absent" as
+    ///   an unconditional write, so two instances creating the same key at once may both
+    ///   succeed there (Redis and eventplane's host are strict). Code that must create a key
+    ///   exactly once should not depend on `expected = None` alone on that backend.
+    /// - Spin 4.0.2's Redis backend reports every swap as failed, whether it wrote or not; a
+    ///   swap that reports failure is therefore read back, and counts as done if the key holds
+    ///   the new value ([`swap_landed`]).
     fn compare_and_swap(
         &self,
         key: &Key,
@@ -114,8 +118,17 @@ impl KvStore for SpinStore {
         }
         match atomics::swap(cas, new) {
             Ok(()) => Ok(true),
-            Err(atomics::CasError::CasFailed(_)) => Ok(false),
-            Err(atomics::CasError::StoreError(err)) => Err(self.wasi_error(err)),
+            // Spin 4.0.2's Redis store reports every swap as failed, written or not: read back
+            // (see `swap_landed`).
+            Err(atomics::CasError::CasFailed(_)) => swap_landed(self, key, new),
+            Err(atomics::CasError::StoreError(err)) => {
+                let err = self.wasi_error(err);
+                if swap_landed(self, key, new)? {
+                    Ok(true)
+                } else {
+                    Err(err)
+                }
+            }
         }
     }
 

@@ -73,8 +73,11 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::on(MemoryStore::spin_sqlite_like())
+    }
+    fn on(store: MemoryStore) -> Self {
         Self {
-            store: MemoryStore::spin_sqlite_like(),
+            store,
             tenant: "acme".parse().expect("tenant"),
             script: Script::default(),
             clock: AtomicU64::new(T0),
@@ -279,7 +282,16 @@ fn exhausted_retries_end_as_a_dead_letter_and_410_pauses() {
 
 #[test]
 fn two_concurrent_ticks_make_each_attempt_once() {
-    let w = Arc::new(World::new());
+    concurrent_ticks_make_each_attempt_once(MemoryStore::spin_sqlite_like());
+}
+
+#[test]
+fn two_concurrent_ticks_make_each_attempt_once_when_every_swap_reports_failure() {
+    concurrent_ticks_make_each_attempt_once(MemoryStore::spin_redis_like());
+}
+
+fn concurrent_ticks_make_each_attempt_once(store: MemoryStore) {
+    let w = Arc::new(World::on(store));
     w.subscribe(sink("https://a.example/in"));
     for i in 0..20 {
         w.publish(&i.to_string(), "order.created.v1");
