@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 ./scripts/build-components.sh
 source scripts/toolchain.sh
 source scripts/packages.sh
+source scripts/servers.sh
 
 echo "==> running the tests"
 cargo test --workspace $(for p in "${WASM_PACKAGES[@]}"; do printf -- '--exclude %s ' "$p"; done) "$@"

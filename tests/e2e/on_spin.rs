@@ -1,13 +1,17 @@
-//! The application on real Spin, as users run it (`spin up` with the repository's `spin.toml`
-//! and Spin's default SQLite store): registration, publishing (with its dedupe), and delivery
-//! to a subscriber. Spin is found on `SPIN_BIN` or `PATH`; where it is absent these tests are
-//! skipped, saying so on stderr (the test command never needs it).
+//! The application on real Spin, as users run it (`spin up` with the repository's `spin.toml`):
+//! registration, credentials, publishing (with its dedupe) and delivery to a subscriber, on
+//! Spin's default SQLite store and on Redis through a runtime config file; and the minimal
+//! reproduction of Spin 4.0.2's Redis compare-and-swap defect that eventplane works around.
+//! Spin is found on `SPIN_BIN` or `PATH`, Redis on `REDIS_SERVER` or `PATH`; where one is
+//! absent these tests are skipped, saying so on stderr.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use eventplane_tests::bench::{ADMIN, Served, counting_subscriber, register_shop};
+use eventplane_tests::redis::RedisServer;
 use eventplane_tests::spin::{SpinApp, spin_binary};
-use eventplane_tests::workspace_root;
+use eventplane_tests::{TempManifest, workspace_root};
 use serde_json::json as j;
 
 use crate::e2e_test;
@@ -18,58 +22,130 @@ e2e_test! {
             eprintln!("skipped: no spin on SPIN_BIN or PATH");
             return Ok(());
         };
-        let state = tempfile::tempdir()?;
-        let (subscriber, arrivals) = counting_subscriber().await?;
-        let app = SpinApp::start(
-            &spin,
-            &workspace_root().join("spin.toml"),
-            state.path(),
-            &[
-                ("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN),
-                ("SPIN_VARIABLE_DELIVERY_ALLOWED_HOSTS", "http://127.0.0.1:*"),
-            ],
-        )
-        .await?;
-        let http = reqwest::Client::new();
-        let token = register_shop(&http, &app as &dyn Served, &subscriber.url("/in")).await?;
+        every_flow(&spin, &[]).await
+    }
+}
 
-        let event = j!({"specversion": "1.0", "id": "spin-1", "source": "/applications/bench-shop",
+e2e_test! {
+    async fn every_flow_works_on_real_spin_with_redis() -> anyhow::Result<()> {
+        let Some(spin) = spin_binary() else {
+            eprintln!("skipped: no spin on SPIN_BIN or PATH");
+            return Ok(());
+        };
+        let Some(redis) = RedisServer::start().await? else {
+            return Ok(());
+        };
+        let config_dir = tempfile::tempdir()?;
+        let config = redis.runtime_config(config_dir.path())?;
+        let config = config.to_string_lossy();
+        every_flow(&spin, &["--runtime-config-file", &config]).await
+    }
+}
+
+e2e_test! {
+    async fn spin_4_0_2s_redis_store_reports_a_swap_that_wrote_as_failed() -> anyhow::Result<()> {
+        let Some(spin) = spin_binary() else {
+            eprintln!("skipped: no spin on SPIN_BIN or PATH");
+            return Ok(());
+        };
+        let Some(redis) = RedisServer::start().await? else {
+            return Ok(());
+        };
+        let manifest = TempManifest::new(
+            "spin_manifest_version = 2\n[application]\nname = \"swap\"\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"storeops\"\n\
+             [component.storeops]\nsource = \"{storeops}\"\nkey_value_stores = [\"default\"]\n",
+        )?;
+        let sqlite = swap_report(&spin, &manifest, &[]).await?;
+        assert_eq!(sqlite, "swap=ok holds=new", "Spin's SQLite store swaps correctly");
+        let config = redis.runtime_config(manifest.dir.path())?;
+        let config = config.to_string_lossy();
+        let on_redis = swap_report(&spin, &manifest, &["--runtime-config-file", &config]).await?;
+        // The swap wrote, and said it failed. Should a later Spin fix it, this says so (and the
+        // README's known issue can go).
+        assert_eq!(on_redis, "swap=cas-failed holds=new", "Spin's Redis store");
+        Ok(())
+    }
+}
+
+/// What the storeops component's `POST /swap` answers on `spin up` with `args`.
+async fn swap_report(
+    spin: &Path,
+    manifest: &TempManifest,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let state = tempfile::tempdir()?;
+    let app = SpinApp::start_with(spin, &manifest.path(), state.path(), &[], args).await?;
+    let answer = reqwest::Client::new().post(app.url("/swap")).send().await?;
+    let status = answer.status();
+    let text = answer.text().await?.trim().to_owned();
+    anyhow::ensure!(status == 200, "{status} {text}: {}", app.log_text());
+    app.stop().await?;
+    Ok(text)
+}
+
+/// Registration, credentials, publishing with its dedupe and validation, and delivery by the
+/// hand-off, on `spin up` of the repository's `spin.toml` with `args`.
+async fn every_flow(spin: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let state = tempfile::tempdir()?;
+    let (subscriber, arrivals) = counting_subscriber().await?;
+    let app = SpinApp::start_with(
+        spin,
+        &workspace_root().join("spin.toml"),
+        state.path(),
+        &[
+            ("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN),
+            ("SPIN_VARIABLE_DELIVERY_ALLOWED_HOSTS", "http://127.0.0.1:*"),
+        ],
+        args,
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    let token = register_shop(&http, &app as &dyn Served, &subscriber.url("/in")).await?;
+
+    let event = j!({"specversion": "1.0", "id": "spin-1", "source": "/applications/bench-shop",
             "type": "order.created.v1", "data": {"orderId": "o-1"}});
-        for duplicate in [false, true] {
-            let answer = http
-                .post(app.url("/events/publish"))
-                .bearer_auth(&token)
-                .header("content-type", "application/cloudevents+json")
-                .body(event.to_string())
-                .send()
-                .await?;
-            assert_eq!(answer.status(), 202, "{}", app.log_text());
-            // One piece with a known length: no chunked framing (eventplane_spin::send_response).
-            let length = answer.headers().get("content-length").cloned();
-            let body = answer.bytes().await?;
-            assert_eq!(
-                length.as_ref().and_then(|l| l.to_str().ok()),
-                Some(body.len().to_string().as_str())
-            );
-            let body: serde_json::Value = serde_json::from_slice(&body)?;
-            assert_eq!(body["duplicate"], duplicate, "{body}");
-        }
-        let bad = http
+    for duplicate in [false, true] {
+        let answer = http
             .post(app.url("/events/publish"))
             .bearer_auth(&token)
             .header("content-type", "application/cloudevents+json")
-            .body(j!({"specversion": "1.0", "id": "spin-2", "source": "/applications/bench-shop",
-                "type": "order.created.v1", "data": {"orderId": 7}}).to_string())
+            .body(event.to_string())
             .send()
             .await?;
-        assert_eq!(bad.status(), 422);
-
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !arrivals.lock().expect("lock").contains_key("spin-1") && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let arrived = arrivals.lock().expect("lock").get("spin-1").map(|(_, n)| *n);
-        assert_eq!(arrived, Some(1), "delivered once: {}", app.log_text());
-        app.stop().await
+        assert_eq!(answer.status(), 202, "{}", app.log_text());
+        // One piece with a known length: no chunked framing (eventplane_spin::send_response).
+        let length = answer.headers().get("content-length").cloned();
+        let body = answer.bytes().await?;
+        assert_eq!(
+            length.as_ref().and_then(|l| l.to_str().ok()),
+            Some(body.len().to_string().as_str())
+        );
+        let body: serde_json::Value = serde_json::from_slice(&body)?;
+        assert_eq!(body["duplicate"], duplicate, "{body}");
     }
+    let bad = http
+        .post(app.url("/events/publish"))
+        .bearer_auth(&token)
+        .header("content-type", "application/cloudevents+json")
+        .body(
+            j!({"specversion": "1.0", "id": "spin-2", "source": "/applications/bench-shop",
+                "type": "order.created.v1", "data": {"orderId": 7}})
+            .to_string(),
+        )
+        .send()
+        .await?;
+    assert_eq!(bad.status(), 422);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !arrivals.lock().expect("lock").contains_key("spin-1") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let arrived = arrivals
+        .lock()
+        .expect("lock")
+        .get("spin-1")
+        .map(|(_, n)| *n);
+    assert_eq!(arrived, Some(1), "delivered once: {}", app.log_text());
+    app.stop().await
 }

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod pubsub;
+pub mod redis;
 pub mod spin;
 
 use std::collections::HashMap;
@@ -145,13 +146,14 @@ pub struct TempManifest {
 }
 
 impl TempManifest {
-    /// Writes `toml` as `spin.toml`; `{probe}` and `{empty}` are replaced by the paths of the
-    /// test components.
+    /// Writes `toml` as `spin.toml`; `{probe}`, `{empty}` and `{storeops}` are replaced by the
+    /// paths of the test components.
     pub fn new(toml: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let text = toml
             .replace("{probe}", &wasm_str("eventplane_test_probe")?)
-            .replace("{empty}", &wasm_str("eventplane_test_empty")?);
+            .replace("{empty}", &wasm_str("eventplane_test_empty")?)
+            .replace("{storeops}", &wasm_str("eventplane_test_storeops")?);
         std::fs::write(dir.path().join("spin.toml"), text)?;
         Ok(Self { dir })
     }

@@ -14,6 +14,12 @@
 //! | `set` | `set` of a new 1 KiB value | an event record |
 //! | `setmany` | `wasi:keyvalue/batch` `set-many` of a new 1 KiB value and a small one | record and log entry |
 //!
+//! `POST /swap` is the minimal reproduction of a store's compare-and-swap: it sets a new key to
+//! `old`, then `wasi:keyvalue/atomics` `current` and `swap` to `new`, and answers `200` with
+//! what `swap` returned and what the key holds after it, e.g. `swap=ok holds=new` (a correct
+//! store) or `swap=cas-failed holds=new` (a swap that wrote but reported failure, as Spin 4.0.2's
+//! Redis store does).
+//!
 //! The response goes out as the components' do ([`send_response`]).
 #![expect(
     unsafe_code,
@@ -35,8 +41,13 @@ fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let path = request.path_with_query().unwrap_or_default();
     let ops = path.trim_start_matches('/');
     let ops = ops.split('?').next().unwrap_or_default();
-    let response = match run(ops) {
-        Ok(count) => text(200, &format!("{count}\n")),
+    let outcome = if ops == "swap" {
+        swap()
+    } else {
+        run(ops).map(|n| n.to_string())
+    };
+    let response = match outcome {
+        Ok(answer) => text(200, &format!("{answer}\n")),
         Err(message) => text(400, &format!("{message}\n")),
     };
     send_response(response_out, response);
@@ -85,6 +96,28 @@ fn run(ops: &str) -> Result<usize, String> {
         }
     }
     Ok(ops.len())
+}
+
+/// One compare-and-swap on a new key, reported (see the module docs).
+fn swap() -> Result<String, String> {
+    let bucket = wasi_store::open("default").map_err(|e| format!("{e:?}"))?;
+    let key = format!("storeops/swap/{}", uuid::Uuid::new_v4().simple());
+    bucket
+        .set(&key, b"old")
+        .map_err(|e| format!("set: {e:?}"))?;
+    let cas = atomics::Cas::new(&bucket, &key).map_err(|e| format!("cas: {e:?}"))?;
+    let current = cas.current().map_err(|e| format!("current: {e:?}"))?;
+    if current.as_deref() != Some(b"old".as_slice()) {
+        return Err(format!("current() read {current:?}, not \"old\""));
+    }
+    let said = match atomics::swap(cas, b"new") {
+        Ok(()) => "ok".to_owned(),
+        Err(atomics::CasError::CasFailed(_)) => "cas-failed".to_owned(),
+        Err(atomics::CasError::StoreError(err)) => format!("store-error({err:?})"),
+    };
+    let holds = bucket.get(&key).map_err(|e| format!("get: {e:?}"))?;
+    let holds = String::from_utf8_lossy(holds.as_deref().unwrap_or(b"(absent)")).into_owned();
+    Ok(format!("swap={said} holds={holds}"))
 }
 
 fn text(status: u16, body: &str) -> Response {
