@@ -35,8 +35,12 @@ e2e_test! {
         let Some(redis) = RedisServer::start().await? else {
             return Ok(());
         };
+        // The runtime config users deploy with, pointed at this test's Redis.
+        let shipped = std::fs::read_to_string(workspace_root().join("deploy/runtime-config.redis.toml"))?;
+        anyhow::ensure!(shipped.contains("redis://127.0.0.1:6379"), "{shipped}");
         let config_dir = tempfile::tempdir()?;
-        let config = redis.runtime_config(config_dir.path())?;
+        let config = config_dir.path().join("runtime-config.toml");
+        std::fs::write(&config, shipped.replace("redis://127.0.0.1:6379", &redis.url()))?;
         let config = config.to_string_lossy();
         every_flow(&spin, &["--runtime-config-file", &config]).await
     }
