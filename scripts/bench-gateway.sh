@@ -40,16 +40,11 @@ threads=${THREADS:-$((cpus < 4 ? cpus : 4))}
 admin=bench-admin-token
 # The store operations of one publish (own token already verified, one event API, no
 # subscription): reads of the signing key, the verified token, the application's name, record,
-# event-API index and event API, and the log cursor; the event's claim (increment), the
-# tenant's sequence (increment), the log entry with the record (one set-many).
-store_ops=${STORE_OPS:-get,get,get,get,get,get,incr,seq,setmany,get,get}
+# event-API index and event API, and the source's marker; the event's claim (increment), the
+# tenant's sequence (increment), the log entry with the record (one set-many); reads of the log
+# cursor and the subscriptions index.
+store_ops=${STORE_OPS:-get,get,get,get,get,get,get,incr,seq,setmany,get,get}
 
-for tool in wrk curl python3; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "==> installing $tool"
-    apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null
-  fi
-done
 spin_bin=${SPIN_BIN:-$(command -v spin || true)}
 
 rustup target add wasm32-wasip2 >/dev/null
@@ -59,12 +54,7 @@ case " $runtimes " in *" eventplane "*) cargo build --release -p eventplane-host
 gateway_wasm=target/wasm32-wasip2/release/eventplane_gateway.wasm
 
 work=$(mktemp -d)
-servers=()
-stop_servers() {
-  for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${servers[@]}"; do wait "$pid" 2>/dev/null || true; done
-  servers=()
-}
+source scripts/bench-lib.sh
 trap 'stop_servers; rm -rf "$work"' EXIT
 
 # A manifest serving one test component on every path.
@@ -85,86 +75,7 @@ TOML
 empty_manifest=$(test_manifest empty eventplane_test_empty)
 store_manifest=$(test_manifest storeops eventplane_test_storeops)
 
-# Serves a manifest on a runtime: start runtime manifest port state-dir log [env...]
-start() {
-  local runtime=$1 manifest=$2 port=$3 state=$4 log=$5
-  shift 5
-  case "$runtime" in
-    spin)
-      env "$@" "$spin_bin" up --from "$manifest" --listen "127.0.0.1:$port" --state-dir "$state" \
-        >"$log" 2>&1 &
-      ;;
-    eventplane)
-      env "$@" "${EVENTPLANE_BIN:-./target/release/eventplane}" up --listen "127.0.0.1:$port" \
-        --manifest "$manifest" --state-dir "$state" --cache-dir "$PWD/target/eventplane-bench-cache" \
-        >"$log" 2>&1 &
-      ;;
-  esac
-  servers+=($!)
-  for _ in $(seq 1 3000); do # Spin compiles every component on its first start
-    curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
-    kill -0 "$!" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$runtime did not serve $manifest:"; cat "$log"; exit 1
-}
 
-cat >"$work/publish.lua.in" <<LUA
-local head = io.open("$work/head", "rb"):read("*a")
-local tail = io.open("$work/tail", "rb"):read("*a")
-local headers = {
-  ["content-type"] = "application/cloudevents+json",
-  ["authorization"] = "Bearer @@TOKEN@@",
-}
-local threads = {}
-local next_thread = 1
-
-function setup(thread)
-  thread:set("tid", next_thread)
-  next_thread = next_thread + 1
-  table.insert(threads, thread)
-end
-
-function init(args)
-  run = args[1]
-  label = args[2]
-  expected = tonumber(args[3])
-  n = 0
-  unexpected = 0
-end
-
-function request()
-  n = n + 1
-  local body = head .. run .. "-" .. tid .. "-" .. n .. tail
-  return wrk.format("POST", wrk.path, headers, body)
-end
-
-function response(status, headers, body)
-  if status ~= expected then
-    unexpected = unexpected + 1
-    if unexpected <= 3 then
-      io.stderr:write("unexpected " .. status .. ": " .. string.sub(body, 1, 300) .. "\n")
-    end
-  end
-end
-
-function done(summary, latency, requests)
-  local unexpected_total = 0
-  for _, thread in ipairs(threads) do
-    unexpected_total = unexpected_total + (thread:get("unexpected") or 0)
-  end
-  local seconds = summary.duration / 1e6
-  local e = summary.errors
-  local socket_errors = e.connect + e.read + e.write + e.timeout
-  -- accepted: answered with the expected status (socket errors are not counted as requests)
-  local ok = summary.requests - unexpected_total
-  io.write(string.format("RESULT - 0 %.1f %.1f %.2f %.2f %.2f %.2f %d %d %d\n",
-    summary.requests / seconds, ok / seconds,
-    latency:percentile(50) / 1000, latency:percentile(75) / 1000,
-    latency:percentile(90) / 1000, latency:percentile(99) / 1000,
-    unexpected_total, e.status, socket_errors))
-end
-LUA
 
 results="$work/results"
 : >"$results"
@@ -174,7 +85,7 @@ bench() { # runtime label url expected-status concurrency run-id
   echo "==> $runtime: $label, concurrency $c ($t wrk threads), $duration"
   in_host=$([ "$label" = gateway ] && [ -n "$timed_server" ] && echo yes || true)
   if [ -n "$in_host" ]; then kill -USR1 "$timed_server"; sleep 0.3; fi # a new interval
-  wrk -t"$t" -c"$c" -d"$duration" --latency -s "$work/publish.lua" "$url" -- "$run" "$label" "$expected" \
+  wrk -t"$t" -c"$c" -d"$duration" --latency -s scripts/bench-publish.lua "$url" -- "$run" "$label" "$expected" \
     | tee "$work/out" | { grep -v '^RESULT' || true; }
   grep '^RESULT' "$work/out" | sed "s/^RESULT [^ ]* [^ ]*/RESULT $runtime:$label $c/" >>"$results"
   if [ -n "$in_host" ]; then
@@ -226,14 +137,11 @@ for runtime in $runtimes; do
          tail -50 "$work/$runtime-app.log"; exit 1 ;;
     esac
   done
-  # The wrk script reads the token and the event from $work; each runtime has its own token.
-  LUA_TOKEN=$(cat "$work/token")
-  sed "s/@@TOKEN@@/$LUA_TOKEN/" "$work/publish.lua.in" >"$work/publish.lua"
 
   echo "==> $runtime: warm-up"
-  wrk -t1 -c1 -d2s -s "$work/publish.lua" "http://127.0.0.1:$app_port/events/publish" -- "warm-$runtime" gateway 202 >/dev/null
-  wrk -t1 -c1 -d2s -s "$work/publish.lua" "http://127.0.0.1:$empty_port/events/publish" -- "warm-$runtime" empty 200 >/dev/null
-  wrk -t1 -c1 -d2s -s "$work/publish.lua" "http://127.0.0.1:$store_port/$store_ops" -- "warm-$runtime" store 200 >/dev/null
+  wrk -t1 -c1 -d2s -s scripts/bench-publish.lua "http://127.0.0.1:$app_port/events/publish" -- "warm-$runtime" gateway 202 >/dev/null
+  wrk -t1 -c1 -d2s -s scripts/bench-publish.lua "http://127.0.0.1:$empty_port/events/publish" -- "warm-$runtime" empty 200 >/dev/null
+  wrk -t1 -c1 -d2s -s scripts/bench-publish.lua "http://127.0.0.1:$store_port/$store_ops" -- "warm-$runtime" store 200 >/dev/null
 
   stamp=$(date +%s)
   for c in $concurrency; do

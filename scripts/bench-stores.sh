@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Benchmarks publishing on each store setup, on each runtime, all in one run:
+#   sqlite    one instance on its default SQLite store (the state directory)
+#   redis     one instance with the store `default` on Redis (a runtime config file)
+#   redis-x2  two instances on the same Redis; wrk's threads connect to them in turn
+# The gateway (the repository's spin.toml, release components) gets 1 KiB structured
+# CloudEvents, each with a unique id, at concurrency 16 (CONCURRENCY), for DURATION (15s). Redis
+# is started here (Debian's redis-server; scripts/servers.sh installs it) on its own port and
+# directory, with the recommended persistence (appendonly yes, appendfsync always; REDIS_FSYNC
+# changes the latter), and emptied between setups.
+#
+# Prints wrk's output, then per runtime: accepted events/s and p50/p90/p99 for each setup, and
+# the two ratios the scale-out targets are about (redis / sqlite >= 70 %, redis-x2 / redis >=
+# 100 %).
+#
+#   ./scripts/bench-stores.sh
+#   RUNTIMES=spin ./scripts/bench-stores.sh     # default: "spin eventplane"
+#   SETUPS="redis redis-x2" DURATION=5s ./scripts/bench-stores.sh
+set -euo pipefail
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+cd "$(dirname "$0")/.."
+duration=${DURATION:-15s}
+base_port=${PORT:-3960}
+concurrency=${CONCURRENCY:-16}
+runtimes=${RUNTIMES:-spin eventplane}
+setups=${SETUPS:-sqlite redis redis-x2}
+fsync=${REDIS_FSYNC:-always}
+cpus=$(nproc 2>/dev/null || echo 2)
+threads=${THREADS:-4}
+admin=bench-admin-token
+spin_bin=${SPIN_BIN:-$(command -v spin || true)}
+
+source scripts/servers.sh
+echo "==> building (release)"
+case " $runtimes " in *" eventplane "*) cargo build --release -p eventplane-host ;; esac
+./scripts/build-components.sh
+
+work=$(mktemp -d)
+source scripts/bench-lib.sh
+redis_pid=
+trap 'stop_servers; [ -z "$redis_pid" ] || kill "$redis_pid" 2>/dev/null; rm -rf "$work"' EXIT
+
+redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/redis"
+redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$work/redis" --appendonly yes \
+  --appendfsync "$fsync" --save "" --daemonize no --logfile "$work/redis/redis.log" &
+redis_pid=$!
+for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+printf '[key_value_store.default]\ntype = "redis"\nurl = "redis://127.0.0.1:%s"\n' "$redis_port" \
+  >"$work/redis.toml"
+echo "==> redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on port $redis_port, appendfsync $fsync"
+
+results="$work/results"
+: >"$results"
+port=$base_port
+for runtime in $runtimes; do
+  case "$runtime" in
+    spin)
+      if [ -z "$spin_bin" ]; then echo "==> spin: skipped (no spin on PATH or SPIN_BIN)"; continue; fi
+      echo "==> spin: $("$spin_bin" --version)" ;;
+    eventplane) echo "==> eventplane: $(${EVENTPLANE_BIN:-./target/release/eventplane} --version)" ;;
+    *) echo "unknown runtime $runtime: use spin or eventplane"; exit 1 ;;
+  esac
+  for setup in $setups; do
+    case "$setup" in
+      sqlite) instances=1; RUNTIME_CONFIG= ;;
+      redis) instances=1; RUNTIME_CONFIG=$work/redis.toml ;;
+      redis-x2) instances=2; RUNTIME_CONFIG=$work/redis.toml ;;
+      *) echo "unknown setup $setup: use sqlite, redis or redis-x2"; exit 1 ;;
+    esac
+    redis-cli -p "$redis_port" flushall >/dev/null
+    targets=()
+    for i in $(seq 1 "$instances"); do
+      RUNTIME_CONFIG=$RUNTIME_CONFIG start "$runtime" spin.toml "$port" "$work/$runtime-$setup-$i" \
+        "$work/$runtime-$setup-$i.log" SPIN_VARIABLE_ADMIN_TOKEN=$admin SPIN_VARIABLE_TOKEN_TTL_SECONDS=3600
+      targets+=("127.0.0.1:$port")
+      port=$((port + 1))
+    done
+    echo "==> $runtime $setup: registering application bench-shop on ${targets[0]}"
+    python3 scripts/bench-register.py "${targets[0]#*:}" "$admin" "$work"
+    url="http://${targets[0]}/events/publish"
+    t=$((concurrency < threads ? concurrency : threads))
+    BENCH_TARGETS="${targets[*]}" wrk -t"$t" -c"$concurrency" -d2s -s scripts/bench-publish.lua "$url" \
+      -- "warm-$runtime-$setup" gateway 202 >/dev/null
+    echo "==> $runtime $setup: concurrency $concurrency, $t wrk threads over ${targets[*]}, $duration"
+    BENCH_TARGETS="${targets[*]}" wrk -t"$t" -c"$concurrency" -d"$duration" --latency \
+      -s scripts/bench-publish.lua "$url" -- "$runtime-$setup-$(date +%s)" gateway 202 \
+      | tee "$work/out" | { grep -v '^RESULT' || true; }
+    grep '^RESULT' "$work/out" | sed "s/^RESULT [^ ]* [^ ]*/RESULT $runtime:$setup $concurrency/" >>"$results"
+    stop_servers
+  done
+done
+
+echo
+echo "==> summary: the gateway at concurrency $concurrency (latency in ms)"
+python3 - "$results" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) != 12:
+        continue
+    runtime, setup = f[1].split(":")
+    rows[(runtime, setup)] = [float(x) for x in f[3:12]]
+print(f"{'runtime':<11} {'setup':<9} {'accepted/s':>10} {'p50':>7} {'p90':>7} {'p99':>7} {'unexpected':>10} {'sock err':>8}")
+for (runtime, setup), r in rows.items():
+    print(f"{runtime:<11} {setup:<9} {r[1]:>10.0f} {r[2]:>7.2f} {r[4]:>7.2f} {r[5]:>7.2f} {int(r[6]):>10} {int(r[8]):>8}")
+for runtime in dict.fromkeys(k[0] for k in rows):
+    get = lambda s: rows.get((runtime, s), [0, 0])[1]
+    sqlite, redis, x2 = get("sqlite"), get("redis"), get("redis-x2")
+    parts = []
+    if sqlite and redis:
+        parts.append(f"redis / sqlite {redis / sqlite:.0%} (target >= 70%)")
+    if redis and x2:
+        parts.append(f"redis-x2 / redis {x2 / redis:.0%} (target >= 100%)")
+    if parts:
+        print(f"{runtime}: " + "; ".join(parts))
+PY
