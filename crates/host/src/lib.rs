@@ -17,6 +17,7 @@
 //! ```
 
 mod app;
+pub mod cli;
 mod bindings;
 mod build_cmd;
 mod durable_body;
