@@ -21,12 +21,9 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::durable_body::DurableBody;
-use crate::kv_store::SqliteKv;
 use crate::state::HostState;
+use crate::stores::{StoreLocation, Stores};
 use crate::timings::{Sample, Timings};
-
-/// The key-value store labels that exist without a runtime config file, as on `spin up`.
-pub const DEFINED_STORES: &[&str] = &["default"];
 
 /// The client address Spin reports for service-chained and self requests.
 const CHAINED_CLIENT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
@@ -49,7 +46,8 @@ pub(crate) struct AppRuntime {
     engine: Engine,
     components: HashMap<String, Arc<ComponentRuntime>>,
     pub(crate) router: Router,
-    pub(crate) kv: Arc<SqliteKv>,
+    /// The key-value stores, by label.
+    pub(crate) stores: Arc<Stores>,
     /// `host:port` the application is served on, for self requests and `spin-full-url`.
     authority: OnceLock<String>,
     /// Idle outbound `http://` connections, shared by all components (Spin's connection pool).
@@ -127,11 +125,19 @@ impl AppRuntime {
             wasmtime::component::HasSelf<HostState>,
         >(&mut base_linker, |state| state)?;
 
+        // Without a runtime config file, `default` is the only store, as on `spin up`.
+        let state_dir = opts
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| manifest_dir.join(".spin"));
+        let default = StoreLocation::Sqlite(Some(state_dir.join(crate::kv_store::DB_FILE_NAME)));
+        let stores = Arc::new(Stores::open(&[("default".to_owned(), default)])?);
+
         let mut components = HashMap::new();
         for spec in &manifest.components {
             for label in &spec.key_value_stores {
                 anyhow::ensure!(
-                    DEFINED_STORES.contains(&label.as_str()),
+                    stores.has(label),
                     "unknown key_value_stores label {label:?} for component {:?}",
                     spec.id
                 );
@@ -179,22 +185,22 @@ impl AppRuntime {
             );
         }
 
-        let state_dir = opts
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| manifest_dir.join(".spin"));
-        let kv = Arc::new(SqliteKv::open_in(&state_dir)?);
         let app = Arc::new(Self {
             info: manifest.app_info_json(),
             engine,
             components,
             router,
-            kv,
+            stores,
             authority: OnceLock::new(),
             connections: Arc::default(),
             timings,
         });
         Ok((app, warnings))
+    }
+
+    /// `(label, where its data lives)` for every key-value store.
+    pub(crate) fn stores(&self) -> Vec<(String, String)> {
+        self.stores.descriptions().to_vec()
     }
 
     /// The request timings, if `EVENTPLANE_TIMINGS` asked for them.

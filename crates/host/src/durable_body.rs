@@ -10,7 +10,8 @@ use bytes::Bytes;
 use http_body::Frame;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::kv_store::{KvError, KvSession};
+use crate::kv_store::KvError;
+use crate::stores::StoreSession;
 
 /// Waiting for a session's writes to be durable.
 type SyncWait = Pin<Box<dyn Future<Output = Result<(), KvError>> + Send>>;
@@ -20,14 +21,14 @@ type SyncWait = Pin<Box<dyn Future<Output = Result<(), KvError>> + Send>>;
 /// waits only for writes the instance made while the body is streamed.
 pub(crate) struct DurableBody {
     inner: HyperOutgoingBody,
-    kv: KvSession,
+    kv: StoreSession,
     /// A frame held back, and the wait for durability it is held for.
     held: Option<(SyncWait, Frame<Bytes>)>,
 }
 
 impl DurableBody {
     /// Holds back each frame of `inner` until what `kv` has seen is durable.
-    pub(crate) fn new(inner: HyperOutgoingBody, kv: KvSession) -> Self {
+    pub(crate) fn new(inner: HyperOutgoingBody, kv: StoreSession) -> Self {
         Self {
             inner,
             kv,
@@ -94,7 +95,15 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::kv_store::SqliteKv;
+    use crate::stores::{StoreLocation, Stores};
+
+    /// A session on a store `s` in a new file, and the directory that holds it.
+    fn session() -> anyhow::Result<(StoreSession, tempfile::TempDir)> {
+        let dir = tempfile::tempdir()?;
+        let location = StoreLocation::Sqlite(Some(dir.path().join("kv.db")));
+        let stores = Stores::open(&[("s".to_owned(), location)])?;
+        Ok((StoreSession::new(&Arc::new(stores)), dir))
+    }
 
     /// A body streamed by the test, one frame per message.
     struct Streamed(mpsc::Receiver<Bytes>);
@@ -113,7 +122,7 @@ mod tests {
         }
     }
 
-    fn streamed(session: &KvSession) -> (mpsc::Sender<Bytes>, DurableBody) {
+    fn streamed(session: &StoreSession) -> (mpsc::Sender<Bytes>, DurableBody) {
         let (frames, rx) = mpsc::channel(4);
         let body = DurableBody::new(Streamed(rx).boxed_unsync(), session.clone());
         (frames, body)
@@ -129,7 +138,7 @@ mod tests {
     /// with nothing unsynced pass at once.
     #[tokio::test]
     async fn frames_wait_for_writes_made_while_streaming() -> anyhow::Result<()> {
-        let session = KvSession::new(Arc::new(SqliteKv::in_memory()?));
+        let (session, _dir) = session()?;
         let (frames, mut body) = streamed(&session);
 
         frames.send(Bytes::from_static(b"first")).await?;
@@ -150,7 +159,7 @@ mod tests {
     /// them is not sent: the body ends with an error instead.
     #[tokio::test]
     async fn a_frame_after_a_failed_sync_is_an_error() -> anyhow::Result<()> {
-        let session = KvSession::new(Arc::new(SqliteKv::in_memory()?));
+        let (session, _dir) = session()?;
         let (frames, mut body) = streamed(&session);
         session.set("s", "k", b"v".to_vec()).await?;
         session.fail_syncs("injected");

@@ -1,4 +1,4 @@
-//! Implements `fermyon:spin/key-value@2.0.0` over the application's SQLite file.
+//! Implements `fermyon:spin/key-value@2.0.0` over the application's stores ([`crate::stores`]).
 
 use wasmtime::component::Resource;
 
@@ -45,7 +45,7 @@ impl key_value::HostStore for HostState {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let label = self.store_label(&store)?;
-        Ok(self.kv.get(&label, &key).map_err(other))
+        Ok(self.kv.get(&label, &key).await.map_err(other))
     }
 
     async fn set(
@@ -73,7 +73,7 @@ impl key_value::HostStore for HostState {
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
         let label = self.store_label(&store)?;
-        Ok(self.kv.exists(&label, &key).map_err(other))
+        Ok(self.kv.exists(&label, &key).await.map_err(other))
     }
 
     async fn get_keys(
@@ -81,7 +81,7 @@ impl key_value::HostStore for HostState {
         store: Resource<StoreHandle>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let label = self.store_label(&store)?;
-        Ok(self.kv.keys(&label).map_err(other))
+        Ok(self.kv.keys(&label).await.map_err(other))
     }
 
     async fn drop(&mut self, store: Resource<StoreHandle>) -> wasmtime::Result<()> {

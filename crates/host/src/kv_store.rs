@@ -104,10 +104,17 @@ const CHECKPOINT_PAGES: i64 = 250;
 /// The most idle read connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 16;
 
-/// An error from the SQLite store, reported to guests as `other(<message>)`.
+/// An error from a key-value store, reported to guests as `other(<message>)`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct KvError(String);
+
+impl KvError {
+    /// An error with `message`, as the guest will see it.
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 impl From<rusqlite::Error> for KvError {
     fn from(e: rusqlite::Error) -> Self {
@@ -350,8 +357,7 @@ struct Inner {
 pub struct SqliteKv {
     inner: Arc<Inner>,
     syncer: Option<std::thread::JoinHandle<()>>,
-    /// Keeps a test database's directory alive as long as the store.
-    #[cfg(test)]
+    /// Keeps a temporary database's directory alive as long as the store.
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -391,7 +397,13 @@ impl SqliteKv {
         std::fs::create_dir_all(state_dir).map_err(|e| {
             anyhow::anyhow!("cannot create state directory {}: {e}", state_dir.display())
         })?;
-        let path = state_dir.join(DB_FILE_NAME);
+        Self::open_file(&state_dir.join(DB_FILE_NAME))
+    }
+
+    /// Opens (creating if needed) the database file at `path`, whose directory exists, and
+    /// starts its syncer.
+    pub fn open_file(path: &Path) -> anyhow::Result<Self> {
+        let path = path.to_path_buf();
         let conn = writer_connection(&path)
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
         let (wake, wakes) = mpsc::channel();
@@ -416,18 +428,26 @@ impl SqliteKv {
         Ok(Self {
             inner,
             syncer: Some(syncer),
-            #[cfg(test)]
             _temp: None,
         })
     }
 
-    /// A database in a temporary directory removed with the store, for tests.
-    #[cfg(test)]
-    pub fn in_memory() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
+    /// A database in a temporary directory removed with the store: what Spin keeps in memory
+    /// (a `spin` store without a `path`), and the tests' stores.
+    pub fn temporary() -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("eventplane-kv-")
+            .tempdir()
+            .map_err(|e| anyhow::anyhow!("cannot create a temporary directory: {e}"))?;
         let mut kv = Self::open_in(dir.path())?;
         kv._temp = Some(dir);
         Ok(kv)
+    }
+
+    /// A temporary database, for tests.
+    #[cfg(test)]
+    pub fn in_memory() -> anyhow::Result<Self> {
+        Self::temporary()
     }
 }
 
@@ -711,50 +731,6 @@ fn write_changes(
 pub struct KvSession {
     kv: Arc<SqliteKv>,
     watermark: Arc<AtomicU64>,
-    /// Nanoseconds spent in the session's writes, all together. Kept only for a
-    /// [`timed`](Self::timed) session.
-    write_wait: Option<Arc<AtomicU64>>,
-    /// The session's operations, counted by kind. Kept only for a [`timed`](Self::timed)
-    /// session.
-    ops: Option<Arc<OpCounters>>,
-}
-
-/// How many store operations of each kind a session made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OpCounts {
-    /// `get` and `exists` (and the read that starts a compare-and-swap).
-    pub reads: u32,
-    /// `get-keys`: every key of a store.
-    pub lists: u32,
-    /// `set` and `delete`.
-    pub writes: u32,
-    /// `set-many` and `delete-many`: several keys in one transaction.
-    pub batches: u32,
-    /// `increment`.
-    pub increments: u32,
-    /// The swap of a compare-and-swap.
-    pub swaps: u32,
-}
-
-impl OpCounts {
-    /// Operations that change the store (each is one transaction on Spin's SQLite store).
-    pub fn transactions(&self) -> u32 {
-        self.writes + self.batches + self.increments + self.swaps
-    }
-}
-
-#[derive(Default)]
-struct OpCounters([AtomicU64; 6]);
-
-/// Indexes into [`OpCounters`].
-#[derive(Clone, Copy)]
-enum Op {
-    Read = 0,
-    List = 1,
-    Write = 2,
-    Batch = 3,
-    Increment = 4,
-    Swap = 5,
 }
 
 impl KvSession {
@@ -763,42 +739,6 @@ impl KvSession {
         Self {
             kv,
             watermark: Arc::default(),
-            write_wait: None,
-            ops: None,
-        }
-    }
-
-    /// A new session that also keeps how long its writes take ([`write_wait`](Self::write_wait))
-    /// and counts its operations ([`op_counts`](Self::op_counts)).
-    pub fn timed(kv: Arc<SqliteKv>) -> Self {
-        Self {
-            write_wait: Some(Arc::default()),
-            ops: Some(Arc::default()),
-            ..Self::new(kv)
-        }
-    }
-
-    fn count(&self, op: Op) {
-        if let Some(ops) = &self.ops {
-            ops.0[op as usize].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// The operations the session made so far, by kind (all zero unless the session is
-    /// [`timed`](Self::timed)).
-    pub fn op_counts(&self) -> OpCounts {
-        let Some(ops) = &self.ops else {
-            return OpCounts::default();
-        };
-        let n =
-            |op: Op| u32::try_from(ops.0[op as usize].load(Ordering::Relaxed)).unwrap_or(u32::MAX);
-        OpCounts {
-            reads: n(Op::Read),
-            lists: n(Op::List),
-            writes: n(Op::Write),
-            batches: n(Op::Batch),
-            increments: n(Op::Increment),
-            swaps: n(Op::Swap),
         }
     }
 
@@ -818,7 +758,6 @@ impl KvSession {
     }
 
     async fn write(&self, store: &str, write: Write) -> KvResult<Written> {
-        let started = self.write_wait.as_ref().map(|_| std::time::Instant::now());
         let inner = self.inner();
         // Too much waiting to be committed: commit first (or let the commit under way go on).
         while inner.too_much_unwritten() && inner.commits.failure().is_none() {
@@ -827,21 +766,7 @@ impl KvSession {
         }
         let (result, seen) = inner.write(store, write);
         self.saw(seen);
-        if let (Some(total), Some(started)) = (&self.write_wait, started) {
-            let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            total.fetch_add(waited, Ordering::Relaxed);
-        }
         result
-    }
-
-    /// How long the session's writes have taken, all together (zero unless the session is
-    /// [`timed`](Self::timed)).
-    pub fn write_wait(&self) -> std::time::Duration {
-        let nanos = self
-            .write_wait
-            .as_ref()
-            .map_or(0, |total| total.load(Ordering::Relaxed));
-        std::time::Duration::from_nanos(nanos)
     }
 
     /// Makes every later wait for durability fail with `reason`, as a failed sync does.
@@ -866,7 +791,6 @@ impl KvSession {
 
     /// The value of `key` in `store`, if any.
     pub fn get(&self, store: &str, key: &str) -> KvResult<Option<Vec<u8>>> {
-        self.count(Op::Read);
         let found = self.inner().get(store, key);
         self.after_read(found)
             .map(|value| value.map(|v| v.to_vec()))
@@ -874,34 +798,29 @@ impl KvSession {
 
     /// Whether `key` has a value.
     pub fn exists(&self, store: &str, key: &str) -> KvResult<bool> {
-        self.count(Op::Read);
         let found = self.inner().get(store, key);
         self.after_read(found).map(|value| value.is_some())
     }
 
     /// Every key of `store`, in key order.
     pub fn keys(&self, store: &str) -> KvResult<Vec<String>> {
-        self.count(Op::List);
         self.after_read(self.inner().keys(store))
     }
 
     /// Sets `key` to `value`, replacing any previous value.
     pub async fn set(&self, store: &str, key: &str, value: Vec<u8>) -> KvResult<()> {
-        self.count(Op::Write);
         let key = key.to_owned();
         self.write(store, Write::Set { key, value }).await.map(drop)
     }
 
     /// Deletes `key`; deleting a missing key is not an error.
     pub async fn delete(&self, store: &str, key: &str) -> KvResult<()> {
-        self.count(Op::Write);
         let key = key.to_owned();
         self.write(store, Write::Delete { key }).await.map(drop)
     }
 
     /// Sets several keys, all or none.
     pub async fn set_many(&self, store: &str, entries: Vec<(String, Vec<u8>)>) -> KvResult<()> {
-        self.count(Op::Batch);
         self.write(store, Write::SetMany { entries })
             .await
             .map(drop)
@@ -909,7 +828,6 @@ impl KvSession {
 
     /// Deletes several keys, all or none.
     pub async fn delete_many(&self, store: &str, keys: Vec<String>) -> KvResult<()> {
-        self.count(Op::Batch);
         self.write(store, Write::DeleteMany { keys })
             .await
             .map(drop)
@@ -920,7 +838,6 @@ impl KvSession {
     /// The value is stored as 8 little-endian bytes, the encoding Spin uses, so counters are
     /// interchangeable between the two hosts.
     pub async fn increment(&self, store: &str, key: &str, delta: i64) -> KvResult<i64> {
-        self.count(Op::Increment);
         let key = key.to_owned();
         match self.write(store, Write::Increment { key, delta }).await? {
             Written::Counter(n) => Ok(n),
@@ -937,7 +854,6 @@ impl KvSession {
         expected: Option<Vec<u8>>,
         new: Vec<u8>,
     ) -> KvResult<bool> {
-        self.count(Op::Swap);
         let key = key.to_owned();
         let write = Write::CompareAndSwap { key, expected, new };
         match self.write(store, write).await? {
@@ -1239,19 +1155,6 @@ mod tests {
             Ok(())
         };
         a_failure_stops_the_store(fail, "committing failed").await
-    }
-
-    /// Only a timed session keeps how long its writes took.
-    #[tokio::test]
-    async fn only_timed_sessions_keep_their_write_time() -> anyhow::Result<()> {
-        let kv = Arc::new(SqliteKv::in_memory()?);
-        let plain = KvSession::new(kv.clone());
-        let timed = KvSession::timed(kv);
-        plain.set("s", "a", vec![1]).await?;
-        timed.set("s", "b", vec![2]).await?;
-        assert_eq!(plain.write_wait(), std::time::Duration::ZERO);
-        assert!(timed.write_wait() > std::time::Duration::ZERO);
-        Ok(())
     }
 
     /// What the file holds for `key`, read past the cache with a connection of its own.

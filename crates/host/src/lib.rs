@@ -17,9 +17,9 @@
 //! ```
 
 mod app;
-pub mod cli;
 mod bindings;
 mod build_cmd;
+pub mod cli;
 mod durable_body;
 mod engine;
 mod key_value;
@@ -28,6 +28,7 @@ mod outbound;
 mod pool;
 mod server;
 mod state;
+mod stores;
 mod timings;
 mod traps;
 mod variables;
@@ -58,6 +59,12 @@ impl Application {
     /// Warnings found while loading (for example duplicate routes, where the last one wins).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// `(label, where its data lives)` for every key-value store the application has, by
+    /// label: e.g. `("default", "SQLite /app/.spin/sqlite_key_value.db")`.
+    pub fn stores(&self) -> Vec<(String, String)> {
+        self.runtime.stores()
     }
 
     /// `(route, component id)` for every public route.

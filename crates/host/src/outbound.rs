@@ -21,7 +21,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiHttpHooks};
 
 use crate::app::{AppRuntime, ComponentRuntime};
 use crate::durable_body::DurableBody;
-use crate::kv_store::KvSession;
+use crate::stores::StoreSession;
 
 /// The body type wasmtime-wasi-http uses for requests and responses crossing the host.
 pub type Body = wasmtime_wasi_http::WasiBody;
@@ -43,14 +43,14 @@ pub struct OutboundHooks {
     app: Arc<AppRuntime>,
     component: Arc<ComponentRuntime>,
     /// The instance's key-value session: a request waits until what it has seen is durable.
-    kv: KvSession,
+    kv: StoreSession,
 }
 
 impl OutboundHooks {
     pub(crate) fn new(
         app: Arc<AppRuntime>,
         component: Arc<ComponentRuntime>,
-        kv: KvSession,
+        kv: StoreSession,
     ) -> Self {
         Self { app, component, kv }
     }

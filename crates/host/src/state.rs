@@ -7,8 +7,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::app::{AppRuntime, ComponentRuntime};
-use crate::kv_store::KvSession;
 use crate::outbound::OutboundHooks;
+use crate::stores::StoreSession;
 
 /// How many key-value stores one instance may hold open at once (`store-table-full` past it).
 pub const MAX_OPEN_STORES: usize = 256;
@@ -21,7 +21,7 @@ pub struct HostState {
     pub(crate) hooks: OutboundHooks,
     pub(crate) component: Arc<ComponentRuntime>,
     /// The instance's key-value session: what it has seen is made durable before it is shown.
-    pub(crate) kv: KvSession,
+    pub(crate) kv: StoreSession,
     pub(crate) open_stores: usize,
 }
 
@@ -40,9 +40,9 @@ impl HostState {
             .allow_ip_name_lookup(false);
         // Writes are timed only when the application reports timings (crate::timings).
         let kv = if app.timings().is_some() {
-            KvSession::timed(app.kv.clone())
+            StoreSession::timed(&app.stores)
         } else {
-            KvSession::new(app.kv.clone())
+            StoreSession::new(&app.stores)
         };
         Self {
             wasi: wasi.build(),

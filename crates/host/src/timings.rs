@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use crate::kv_store::OpCounts;
+use crate::stores::OpCounts;
 
 /// The environment variable that turns timings on: the reporting interval in seconds.
 pub const TIMINGS_VAR: &str = "EVENTPLANE_TIMINGS";

@@ -29,12 +29,12 @@ impl HostState {
         Ok(self.table.get(bucket)?.label.clone())
     }
 
-    fn new_cas(
+    async fn new_cas(
         &mut self,
         label: String,
         key: String,
     ) -> wasmtime::Result<Result<Resource<CasHandle>, Error>> {
-        let observed = match self.kv.get(&label, &key) {
+        let observed = match self.kv.get(&label, &key).await {
             Ok(v) => v,
             Err(e) => return Ok(Err(other(e))),
         };
@@ -69,7 +69,7 @@ impl wasi_store::HostBucket for HostState {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let label = self.bucket_label(&bucket)?;
-        Ok(self.kv.get(&label, &key).map_err(other))
+        Ok(self.kv.get(&label, &key).await.map_err(other))
     }
 
     async fn set(
@@ -97,7 +97,7 @@ impl wasi_store::HostBucket for HostState {
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
         let label = self.bucket_label(&bucket)?;
-        Ok(self.kv.exists(&label, &key).map_err(other))
+        Ok(self.kv.exists(&label, &key).await.map_err(other))
     }
 
     async fn list_keys(
@@ -110,6 +110,7 @@ impl wasi_store::HostBucket for HostState {
         Ok(self
             .kv
             .keys(&label)
+            .await
             .map(|keys| KeyResponse { keys, cursor: None })
             .map_err(other))
     }
@@ -150,7 +151,7 @@ impl atomics::Host for HostState {
             Ok(true) => Ok(Ok(())),
             // The WIT asks for a fresh handle, already updated to the latest value, so that the
             // guest can retry at once.
-            Ok(false) => match self.new_cas(label, key)? {
+            Ok(false) => match self.new_cas(label, key).await? {
                 Ok(fresh) => Ok(Err(atomics::CasError::CasFailed(fresh))),
                 Err(e) => Ok(Err(atomics::CasError::StoreError(e))),
             },
@@ -166,7 +167,7 @@ impl atomics::HostCas for HostState {
         key: String,
     ) -> wasmtime::Result<Result<Resource<CasHandle>, Error>> {
         let label = self.bucket_label(&bucket)?;
-        self.new_cas(label, key)
+        self.new_cas(label, key).await
     }
 
     async fn current(
@@ -178,7 +179,7 @@ impl atomics::HostCas for HostState {
             (c.label.clone(), c.key.clone())
         };
         // Re-read, as Spin does: the swap is then conditional on what the guest last saw.
-        match self.kv.get(&label, &key) {
+        match self.kv.get(&label, &key).await {
             Ok(value) => {
                 self.table.get_mut(&cas)?.observed.clone_from(&value);
                 Ok(Ok(value))
@@ -202,7 +203,7 @@ impl batch::Host for HostState {
         let label = self.bucket_label(&bucket)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            match self.kv.get(&label, &key) {
+            match self.kv.get(&label, &key).await {
                 Ok(v) => out.push((key, v)),
                 Err(e) => return Ok(Err(other(e))),
             }
