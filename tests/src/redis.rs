@@ -77,8 +77,16 @@ impl RedisServer {
         Ok(path)
     }
 
-    /// Stops the server (`SHUTDOWN`-like: SIGTERM, which writes the append-only file) and starts
-    /// it again on the same port and directory.
+    /// Kills the server with `SIGKILL`, as a crash would (no shutdown, no final write), and
+    /// waits for it; [`restart`](Self::restart) brings it back.
+    pub fn crash(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Stops the server if it runs (`SIGTERM`, which writes the append-only file) and starts it
+    /// again on the same port and directory, from what its files hold.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.terminate();
         let binary = redis_binary().context("redis-server vanished")?;
@@ -106,6 +114,9 @@ impl RedisServer {
     }
 
     fn terminate(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return; // not running
+        }
         // SIGTERM: redis-server flushes its append-only file and exits.
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())

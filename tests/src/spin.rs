@@ -42,17 +42,23 @@ pub fn spin_binary() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// An application served by `spin up` on a free loopback port; stopped on drop.
+/// An application served by a runtime in a process of its own (`spin up`, or `eventplane up`
+/// with [`AppProcess::eventplane_up`]) on a free loopback port; stopped on drop.
 ///
 /// `spin up` serves through a child process (`spin trigger http`) that outlives a `SIGKILL` of
 /// its parent, so it is always stopped with `SIGTERM`, which it passes on.
-pub struct SpinApp {
+pub struct AppProcess {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
+    /// What runs, for messages: `spin up` or `eventplane up`.
+    what: &'static str,
 }
 
-impl SpinApp {
+/// An application served by `spin up` (see [`AppProcess`]).
+pub type SpinApp = AppProcess;
+
+impl AppProcess {
     /// Runs `spin up` for `manifest` with its state (key-value store, logs) in `state_dir`,
     /// the environment of this process without its `SPIN_VARIABLE_*` entries plus `env`, and
     /// waits until it serves. Its output goes to `state_dir/spin-up.log`.
@@ -96,19 +102,81 @@ impl SpinApp {
             }
         }
         command.envs(env.iter().copied());
+        Self::spawn(command, addr, log, "spin up").await
+    }
+
+    /// `eventplane up` (the program at `binary`, e.g. a test binary running
+    /// `eventplane_host::cli::main`) serving `manifest` with its state in `state_dir`, the
+    /// compile cache shared by the tests ([`crate::cache_dir`]), the environment of this process
+    /// without its `SPIN_VARIABLE_*` entries plus `env`, and more arguments `args` (e.g.
+    /// `--runtime-config-file`). Its output goes to `state_dir/eventplane-up.log`.
+    pub async fn eventplane_up(
+        binary: &Path,
+        manifest: &Path,
+        state_dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(state_dir)?;
+        let addr = free_port()?;
+        let log = state_dir.join("eventplane-up.log");
+        let output = std::fs::File::create(&log)?;
+        let mut command = Command::new(binary);
+        command
+            .arg("up")
+            .arg("--manifest")
+            .arg(manifest)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--cache-dir")
+            .arg(crate::cache_dir())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SPIN_VARIABLE_") {
+                command.env_remove(name);
+            }
+        }
+        command.envs(env.iter().copied());
+        Self::spawn(command, addr, log, "eventplane up").await
+    }
+
+    async fn spawn(
+        mut command: Command,
+        addr: SocketAddr,
+        log: PathBuf,
+        what: &'static str,
+    ) -> anyhow::Result<Self> {
         let child = command
             .spawn()
-            .with_context(|| format!("running {}", spin.display()))?;
-        let mut app = Self { child, addr, log };
+            .with_context(|| format!("running {what}"))?;
+        let mut app = Self {
+            child,
+            addr,
+            log,
+            what,
+        };
         app.wait_until_serving().await?;
         Ok(app)
+    }
+
+    /// Kills the process with `SIGKILL`, as a crash would (for `eventplane up`; `spin up`'s
+    /// trigger process would survive it), and waits for it.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
     }
 
     async fn wait_until_serving(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         while started.elapsed() < START_TIMEOUT {
             if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!("spin up exited ({status}):\n{}", self.log_text());
+                anyhow::bail!("{} exited ({status}):\n{}", self.what, self.log_text());
             }
             if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
                 return Ok(());
@@ -116,13 +184,14 @@ impl SpinApp {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         anyhow::bail!(
-            "spin up did not serve within {} s:\n{}",
+            "{} did not serve within {} s:\n{}",
+            self.what,
             START_TIMEOUT.as_secs(),
             self.log_text()
         )
     }
 
-    /// What `spin up` printed so far.
+    /// What the process printed so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -137,8 +206,8 @@ impl SpinApp {
         self.addr
     }
 
-    /// Stops `spin up` (and its trigger process) and waits for it to exit; kills it if it has
-    /// not exited within 10 s.
+    /// Stops the process (and `spin up`'s trigger process) and waits for it to exit; kills it
+    /// if it has not exited within 10 s.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.terminate();
         match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
@@ -151,7 +220,7 @@ impl SpinApp {
         Ok(())
     }
 
-    /// Sends `SIGTERM` to `spin up`, if it is still running.
+    /// Sends `SIGTERM` to the process, if it is still running.
     fn terminate(&mut self) {
         if let (Ok(None), Some(pid)) = (self.child.try_wait(), self.child.id()) {
             let _ = std::process::Command::new("kill")
@@ -161,7 +230,7 @@ impl SpinApp {
     }
 }
 
-impl Drop for SpinApp {
+impl Drop for AppProcess {
     fn drop(&mut self) {
         self.terminate();
     }
