@@ -79,8 +79,8 @@ async fn route(request: IncomingRequest) -> Response {
     let (endpoint, id, event_id) = match routes().resolve_request(&request) {
         Ok(matched) => (
             *matched.handler,
-            matched.params.get("id").map(str::to_owned),
-            matched.params.get("eventId").map(str::to_owned),
+            matched.params.get("id").map(segment),
+            matched.params.get("eventId").map(segment),
         ),
         Err(response) => return response,
     };
@@ -104,6 +104,14 @@ async fn route(request: IncomingRequest) -> Response {
         Ok(reply) => response(&reply),
         Err(err) => error_response(&err),
     }
+}
+
+/// The value a path segment stands for: percent-decoded (a CloudEvents id `a/b` comes as
+/// `a%2Fb`), or the segment as it is where that is not UTF-8.
+fn segment(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_or_else(|_| raw.to_owned(), |text| text.into_owned())
 }
 
 /// `POST /dispatcher/tick[?budgetMs=N]`: pulls the tenant's external subscriptions (for at most
