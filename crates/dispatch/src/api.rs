@@ -316,7 +316,12 @@ fn event_filter(query: &str) -> Result<(Option<EventRef>, Option<String>), Error
     let source = query_value(query, "source");
     match query_value(query, "eventId") {
         Some(id) => Ok((Some(EventRef::parse(&id, source.as_deref())?), None)),
-        None => Ok((None, source)),
+        None => {
+            if let Some(source) = &source {
+                crate::lookup::check_source(source)?;
+            }
+            Ok((None, source))
+        }
     }
 }
 
@@ -759,6 +764,26 @@ mod attempt_query_tests {
             (None, Some("/applications/shop"))
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn a_source_alone_is_held_to_the_length_it_has_with_an_event_id() {
+        let long = "s".repeat(crate::lookup::MAX_REFERENCE_CHARS + 1);
+        for query in [
+            format!("source={long}"),
+            format!("eventId=4711&source={long}"),
+        ] {
+            let err = attempt_query(&query).expect_err("too long");
+            assert_eq!(
+                (err.status(), err.details()[0].field.as_str()),
+                (400, "source")
+            );
+        }
     }
 }
 

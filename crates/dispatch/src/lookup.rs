@@ -95,6 +95,12 @@ impl EventRef {
     }
 }
 
+/// Checks a `source` given without an `eventId` (a filter of a listing) as [`EventRef::parse`]
+/// checks one given with it: `400` for an empty or over-long value.
+pub fn check_source(source: &str) -> Result<(), Error> {
+    check("source", source)
+}
+
 fn check(field: &str, value: &str) -> Result<(), Error> {
     if value.is_empty() || value.chars().count() > MAX_REFERENCE_CHARS {
         return Err(Error::invalid(
