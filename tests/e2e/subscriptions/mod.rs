@@ -8,6 +8,7 @@
 mod access;
 mod by_cloud_event_id;
 mod concurrency;
+mod contract;
 mod delivery;
 mod lifecycle;
 mod outcomes;
