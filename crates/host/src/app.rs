@@ -1,7 +1,7 @@
 //! A loaded application: its components compiled and pre-instantiated, its router, its
 //! key-value data; and the handling of one request from route to response.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -21,6 +21,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::durable_body::DurableBody;
+use crate::runtime_config::{self, DEFAULT_LABEL, RuntimeConfig, StoreConfig};
 use crate::state::HostState;
 use crate::stores::{StoreLocation, Stores};
 use crate::timings::{Sample, Timings};
@@ -61,7 +62,8 @@ pub(crate) struct AppRuntime {
 pub struct LoadOptions {
     /// Path of the `spin.toml`.
     pub manifest: PathBuf,
-    /// Where the key-value database lives; default `.spin` beside the manifest, as Spin.
+    /// Where the key-value database of `default` lives; default `.spin` beside the manifest (or
+    /// the runtime config file's `state_dir`), as Spin.
     pub state_dir: Option<PathBuf>,
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
@@ -69,6 +71,9 @@ pub struct LoadOptions {
     pub env: HashMap<String, String>,
     /// Run each component's build command first (`spin build`).
     pub build: bool,
+    /// Spin's runtime config file (`--runtime-config-file`): where the key-value stores live.
+    /// `None`: only `default`, in the state directory.
+    pub runtime_config_file: Option<PathBuf>,
 }
 
 impl LoadOptions {
@@ -80,6 +85,7 @@ impl LoadOptions {
             cache_dir: crate::engine::default_cache_dir(),
             env: std::env::vars().collect(),
             build: false,
+            runtime_config_file: None,
         }
     }
 }
@@ -116,6 +122,8 @@ impl AppRuntime {
             tracing::warn!("{warning}");
         }
 
+        let stores = Arc::new(open_stores(opts, &manifest, &manifest_dir)?);
+
         let engine = crate::engine::new_engine()?;
         let mut base_linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut base_linker)?;
@@ -125,23 +133,8 @@ impl AppRuntime {
             wasmtime::component::HasSelf<HostState>,
         >(&mut base_linker, |state| state)?;
 
-        // Without a runtime config file, `default` is the only store, as on `spin up`.
-        let state_dir = opts
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| manifest_dir.join(".spin"));
-        let default = StoreLocation::Sqlite(Some(state_dir.join(crate::kv_store::DB_FILE_NAME)));
-        let stores = Arc::new(Stores::open(&[("default".to_owned(), default)])?);
-
         let mut components = HashMap::new();
         for spec in &manifest.components {
-            for label in &spec.key_value_stores {
-                anyhow::ensure!(
-                    stores.has(label),
-                    "unknown key_value_stores label {label:?} for component {:?}",
-                    spec.id
-                );
-            }
             let component =
                 crate::engine::load_component(&engine, &spec.source, opts.cache_dir.as_deref())?;
             let mut linker = base_linker.clone();
@@ -448,6 +441,72 @@ impl AppRuntime {
             .map(|(route, id)| (route.to_string(), id.to_string()))
             .collect()
     }
+}
+
+/// Opens the application's key-value stores: `default` (in the state directory unless the
+/// runtime config file says otherwise) and each label the runtime config file defines. Every
+/// label a component lists must be one of them, and every label the file defines must be used
+/// (module docs of [`crate::runtime_config`]).
+fn open_stores(
+    opts: &LoadOptions,
+    manifest: &eventplane_manifest::Manifest,
+    manifest_dir: &Path,
+) -> anyhow::Result<Stores> {
+    let config = match &opts.runtime_config_file {
+        Some(path) => Some(RuntimeConfig::load(path)?),
+        None => None,
+    };
+    let used: BTreeSet<String> = manifest
+        .components
+        .iter()
+        .flat_map(|c| c.key_value_stores.iter().cloned())
+        .collect();
+    if let Some(config) = &config {
+        config.check_used(&used, &opts.manifest)?;
+    }
+    let mut locations: Vec<(String, StoreLocation)> = Vec::new();
+    if let Some(config) = &config {
+        for (label, store) in config.stores() {
+            locations.push((
+                label.clone(),
+                match store {
+                    StoreConfig::Spin { path } => StoreLocation::Sqlite(path.clone()),
+                    StoreConfig::Redis { url } => StoreLocation::Redis(url.clone()),
+                },
+            ));
+        }
+    }
+    if !locations.iter().any(|(label, _)| label == DEFAULT_LABEL) {
+        let default = runtime_config::default_location(
+            opts.state_dir.as_deref(),
+            config.as_ref(),
+            manifest_dir,
+        );
+        locations.push((DEFAULT_LABEL.to_owned(), default));
+    }
+    for spec in &manifest.components {
+        for label in &spec.key_value_stores {
+            if !locations.iter().any(|(defined, _)| defined == label) {
+                let hint = match &config {
+                    Some(config) => format!(
+                        "the runtime config file {} has no [key_value_store.{label}]",
+                        config.path().display()
+                    ),
+                    None => format!(
+                        "only \"{DEFAULT_LABEL}\" exists without a runtime config file (--runtime-config-file)"
+                    ),
+                };
+                anyhow::bail!(
+                    "unknown key_value_stores label {label:?} for component {:?}: {hint}",
+                    spec.id
+                );
+            }
+        }
+    }
+    Stores::open(&locations, |label, e| match &config {
+        Some(config) if config.stores().contains_key(label) => config.table_error(label, e),
+        _ => e.context(format!("key-value store {label:?}")),
+    })
 }
 
 /// The answer when every instance slot is taken (more than

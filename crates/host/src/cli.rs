@@ -47,6 +47,10 @@ enum Command {
         /// Directory for the key-value database (default: `.spin` beside the manifest).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Spin's runtime configuration file: where the key-value stores live
+        /// (`[key_value_store.<label>]` of type `spin` or `redis`), as with `spin up`.
+        #[arg(long)]
+        runtime_config_file: Option<PathBuf>,
         /// Directory for compiled components (default: ~/.cache/eventplane).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
@@ -93,11 +97,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             manifest,
             state_dir,
+            runtime_config_file,
             cache_dir,
             build,
         } => {
             let mut opts = LoadOptions::new(manifest);
             opts.state_dir = state_dir;
+            opts.runtime_config_file = runtime_config_file.clone();
             if cache_dir.is_some() {
                 opts.cache_dir = cache_dir;
             }
@@ -105,6 +111,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::load(opts)?;
             for warning in app.warnings() {
                 eprintln!("Warning: {warning}");
+            }
+            if let Some(file) = &runtime_config_file {
+                // As `spin up` says which stores its runtime config file configures.
+                eprintln!("Using runtime config file {}:", file.display());
+                for (label, location) in app.stores() {
+                    eprintln!("  key-value store {label:?}: {location}");
+                }
             }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -101,7 +101,7 @@ mod tests {
     fn session() -> anyhow::Result<(StoreSession, tempfile::TempDir)> {
         let dir = tempfile::tempdir()?;
         let location = StoreLocation::Sqlite(Some(dir.path().join("kv.db")));
-        let stores = Stores::open(&[("s".to_owned(), location)])?;
+        let stores = Stores::open(&[("s".to_owned(), location)], |_, e| e)?;
         Ok((StoreSession::new(&Arc::new(stores)), dir))
     }
 

@@ -3,7 +3,8 @@
 //!
 //! It implements what eventplane's components use — HTTP triggers with Spin's routing and
 //! `spin-*` headers, `wasi:http` outbound requests with `allowed_outbound_hosts` and service
-//! chaining, key-value stores over Spin's SQLite file, application variables — and stubs the
+//! chaining, key-value stores (in Spin's SQLite file, or on Redis with Spin's runtime config
+//! file: `--runtime-config-file`), application variables — and stubs the
 //! rest of Spin's interfaces with traps that name them. The host knows nothing of eventplane's
 //! domain: it runs any Spin HTTP application within those interfaces.
 //!
@@ -26,6 +27,8 @@ mod key_value;
 mod kv_store;
 mod outbound;
 mod pool;
+mod redis_kv;
+mod runtime_config;
 mod server;
 mod state;
 mod stores;
@@ -49,8 +52,10 @@ pub struct Application {
 
 impl Application {
     /// Reads and validates the manifest, runs the build commands if asked, resolves variables,
-    /// opens the key-value file and compiles every component. Any problem Spin would refuse to
-    /// start with is an error here, with a message naming what is wrong.
+    /// reads the runtime config file if any, opens the key-value stores (a Redis server must
+    /// answer) and compiles every component. Any problem Spin would refuse to start with, and
+    /// anything in the runtime config file eventplane up cannot honour, is an error here, with
+    /// a message naming what is wrong.
     pub fn load(opts: LoadOptions) -> anyhow::Result<Self> {
         let (runtime, warnings) = app::AppRuntime::load(&opts)?;
         Ok(Self { runtime, warnings })

@@ -1,10 +1,12 @@
 //! The application's key-value stores, by label, and one component instance's view of them.
 //!
 //! Each label a component may open is backed by a SQLite file laid out as Spin lays it out
-//! ([`crate::kv_store`]). Labels sharing a file share one [`SqliteKv`]; an instance has one
-//! [`KvSession`] per file, whose watermark says what it has seen there. Before anything of the
-//! instance's leaves the host, [`StoreSession::durable`] waits until every file it used has
-//! made durable what it saw.
+//! ([`crate::kv_store`]) or by a Redis server ([`crate::redis_kv`]). Labels sharing a file
+//! share one [`SqliteKv`]; an instance has one [`KvSession`] per file, whose watermark says
+//! what it has seen there. Before anything of the instance's leaves the host,
+//! [`StoreSession::durable`] waits until every file has made durable what the instance saw
+//! there. Nothing waits for Redis: its writes are answered once the server has applied them,
+//! and the server's own persistence decides what survives it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::kv_store::{KvError, KvResult, KvSession, SqliteKv};
+use crate::redis_kv::RedisKv;
 
 /// Where a label's data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +22,8 @@ pub(crate) enum StoreLocation {
     /// A SQLite file in Spin's layout; `None`: a temporary one, gone when the host stops
     /// (Spin keeps such a store in memory).
     Sqlite(Option<PathBuf>),
+    /// A Redis server, at this url.
+    Redis(String),
 }
 
 /// One SQLite file and whether responses wait for it.
@@ -32,6 +37,7 @@ struct SqliteFile {
 enum Backend {
     /// Index into [`Stores::files`].
     Sqlite(usize),
+    Redis(Arc<RedisKv>),
 }
 
 /// Every key-value store of the application.
@@ -43,25 +49,43 @@ pub(crate) struct Stores {
 }
 
 impl Stores {
-    /// Opens the store of each `(label, location)`: one [`SqliteKv`] per file, however many
-    /// labels it holds.
-    pub(crate) fn open(locations: &[(String, StoreLocation)]) -> anyhow::Result<Self> {
+    /// Opens the store of each `(label, location)`: one [`SqliteKv`] per file and one
+    /// connection per Redis server (checked at once: it must answer), however many labels they
+    /// hold. A label's problem is passed through `context` with the label.
+    pub(crate) fn open(
+        locations: &[(String, StoreLocation)],
+        context: impl Fn(&str, anyhow::Error) -> anyhow::Error,
+    ) -> anyhow::Result<Self> {
         let mut stores = Self {
             labels: HashMap::new(),
             files: Vec::new(),
             descriptions: Vec::new(),
         };
         let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
+        let mut by_url: HashMap<&str, Arc<RedisKv>> = HashMap::new();
         let mut temporary = None;
         for (label, location) in locations {
+            let context = |e| context(label, e);
             let (backend, description) = match location {
+                StoreLocation::Redis(url) => {
+                    let redis = match by_url.get(url.as_str()) {
+                        Some(redis) => redis.clone(),
+                        None => {
+                            let redis = Arc::new(RedisKv::connect(url).map_err(context)?);
+                            by_url.insert(url, redis.clone());
+                            redis
+                        }
+                    };
+                    let description = format!("Redis {}", redis.shown());
+                    (Backend::Redis(redis), description)
+                }
                 StoreLocation::Sqlite(Some(path)) => {
-                    let path = prepare_file(path)?;
+                    let path = prepare_file(path).map_err(context)?;
                     let index = match by_path.get(&path) {
                         Some(&index) => index,
                         None => {
                             stores.files.push(SqliteFile {
-                                kv: Arc::new(SqliteKv::open_file(&path)?),
+                                kv: Arc::new(SqliteKv::open_file(&path).map_err(context)?),
                                 wait_durable: true,
                             });
                             by_path.insert(path.clone(), stores.files.len() - 1);
@@ -76,7 +100,7 @@ impl Stores {
                         Some(index) => index,
                         None => {
                             stores.files.push(SqliteFile {
-                                kv: Arc::new(SqliteKv::temporary()?),
+                                kv: Arc::new(SqliteKv::temporary().map_err(context)?),
                                 wait_durable: false,
                             });
                             temporary = Some(stores.files.len() - 1);
@@ -99,11 +123,6 @@ impl Stores {
     /// `(label, where its data lives)` for every store, by label.
     pub(crate) fn descriptions(&self) -> &[(String, String)] {
         &self.descriptions
-    }
-
-    /// Whether `label` is a store of the application.
-    pub(crate) fn has(&self, label: &str) -> bool {
-        self.labels.contains_key(label)
     }
 }
 
@@ -202,6 +221,7 @@ impl StoreSession {
     fn backend(&self, label: &str) -> KvResult<Label<'_>> {
         match self.stores.labels.get(label) {
             Some(Backend::Sqlite(index)) => Ok(Label::Sqlite(&self.sqlite[*index])),
+            Some(Backend::Redis(redis)) => Ok(Label::Redis(redis)),
             None => Err(KvError::new(format!(
                 "no key-value store is labelled {label:?}"
             ))),
@@ -292,6 +312,7 @@ impl StoreSession {
         self.count(Op::Read);
         match self.backend(label)? {
             Label::Sqlite(session) => session.get(label, key),
+            Label::Redis(redis) => redis.get(label, key).await,
         }
     }
 
@@ -300,6 +321,7 @@ impl StoreSession {
         self.count(Op::Read);
         match self.backend(label)? {
             Label::Sqlite(session) => session.exists(label, key),
+            Label::Redis(redis) => redis.exists(label, key).await,
         }
     }
 
@@ -308,6 +330,7 @@ impl StoreSession {
         self.count(Op::List);
         match self.backend(label)? {
             Label::Sqlite(session) => session.keys(label),
+            Label::Redis(redis) => redis.keys(label).await,
         }
     }
 
@@ -317,6 +340,7 @@ impl StoreSession {
         self.write(Op::Write, async {
             match backend {
                 Label::Sqlite(session) => session.set(label, key, value).await,
+                Label::Redis(redis) => redis.set(label, key, &value).await,
             }
         })
         .await
@@ -328,6 +352,7 @@ impl StoreSession {
         self.write(Op::Write, async {
             match backend {
                 Label::Sqlite(session) => session.delete(label, key).await,
+                Label::Redis(redis) => redis.delete(label, key).await,
             }
         })
         .await
@@ -343,6 +368,7 @@ impl StoreSession {
         self.write(Op::Batch, async {
             match backend {
                 Label::Sqlite(session) => session.set_many(label, entries).await,
+                Label::Redis(redis) => redis.set_many(label, &entries).await,
             }
         })
         .await
@@ -354,6 +380,7 @@ impl StoreSession {
         self.write(Op::Batch, async {
             match backend {
                 Label::Sqlite(session) => session.delete_many(label, keys).await,
+                Label::Redis(redis) => redis.delete_many(label, &keys).await,
             }
         })
         .await
@@ -365,6 +392,7 @@ impl StoreSession {
         self.write(Op::Increment, async {
             match backend {
                 Label::Sqlite(session) => session.increment(label, key, delta).await,
+                Label::Redis(redis) => redis.increment(label, key, delta).await,
             }
         })
         .await
@@ -383,6 +411,11 @@ impl StoreSession {
         self.write(Op::Swap, async {
             match backend {
                 Label::Sqlite(session) => session.compare_and_swap(label, key, expected, new).await,
+                Label::Redis(redis) => {
+                    redis
+                        .compare_and_swap(label, key, expected.as_deref(), &new)
+                        .await
+                }
             }
         })
         .await
@@ -393,6 +426,7 @@ impl StoreSession {
 #[derive(Clone, Copy)]
 enum Label<'a> {
     Sqlite(&'a KvSession),
+    Redis(&'a RedisKv),
 }
 
 #[cfg(test)]
@@ -402,10 +436,10 @@ mod tests {
     /// Only a timed session keeps how long its writes took, and counts its operations.
     #[tokio::test]
     async fn only_timed_sessions_keep_their_write_time_and_counts() -> anyhow::Result<()> {
-        let stores = Arc::new(Stores::open(&[(
-            "s".to_owned(),
-            StoreLocation::Sqlite(None),
-        )])?);
+        let stores = Arc::new(Stores::open(
+            &[("s".to_owned(), StoreLocation::Sqlite(None))],
+            |_, e| e,
+        )?);
         let plain = StoreSession::new(&stores);
         let timed = StoreSession::timed(&stores);
         plain.set("s", "a", vec![1]).await?;
@@ -429,15 +463,18 @@ mod tests {
         let file = dir.path().join("a.db");
         let same = dir.path().join("sub/../a.db");
         std::fs::create_dir_all(dir.path().join("sub"))?;
-        let stores = Arc::new(Stores::open(&[
-            ("one".into(), StoreLocation::Sqlite(Some(file.clone()))),
-            ("two".into(), StoreLocation::Sqlite(Some(same))),
-            (
-                "three".into(),
-                StoreLocation::Sqlite(Some(dir.path().join("new/b.db"))),
-            ),
-            ("mem".into(), StoreLocation::Sqlite(None)),
-        ])?);
+        let stores = Arc::new(Stores::open(
+            &[
+                ("one".into(), StoreLocation::Sqlite(Some(file.clone()))),
+                ("two".into(), StoreLocation::Sqlite(Some(same))),
+                (
+                    "three".into(),
+                    StoreLocation::Sqlite(Some(dir.path().join("new/b.db"))),
+                ),
+                ("mem".into(), StoreLocation::Sqlite(None)),
+            ],
+            |_, e| e,
+        )?);
         assert_eq!(stores.files.len(), 3);
         let session = StoreSession::new(&stores);
         session.set("one", "k", b"1".to_vec()).await?;
