@@ -4,13 +4,14 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use eventplane_core::{AppId, Error, TenantId};
+use eventplane_core::{Error, TenantId};
 use eventplane_events::catalog::Catalog;
 use eventplane_events::cloudevents::{self, ContentMode, Event};
 use eventplane_events::legacy::{self, LegacyError, LegacyResponse};
 use eventplane_events::token::{self, AuthError, Publisher, SCOPE_PUBLISH};
-use eventplane_events::{CatalogEntry, CatalogError, limits};
-use eventplane_eventstore::{self as eventstore, Stored};
+use eventplane_events::{CatalogError, limits};
+use eventplane_eventstore::Stored;
+use eventplane_ingest::Application;
 use eventplane_spin::request::{header, headers, read_body};
 use eventplane_spin::{SpinStore, error_response, json_response};
 use serde_json::{Value, json};
@@ -135,30 +136,10 @@ async fn context(request: &IncomingRequest) -> Result<Context, Failure> {
     })
 }
 
-/// An application and its catalog, as the validator takes it.
-struct Application {
-    id: AppId,
-    name: String,
-    entries: Vec<CatalogEntry>,
-}
-
-/// The application named `name`; 404 if there is none.
+/// The application named `name` with its catalog; 404 if there is none.
 fn application(ctx: &Context, name: &str) -> Result<Application, Error> {
-    let catalog = eventstore::load_catalog(&ctx.store, &ctx.tenant, name)?
-        .ok_or_else(|| Error::not_found(format!("there is no application named {name:?}")))?;
-    Ok(Application {
-        id: catalog.app_id,
-        name: catalog.app_name,
-        entries: catalog
-            .entries
-            .into_iter()
-            .map(|entry| CatalogEntry {
-                name: entry.name,
-                version: entry.version,
-                payload_schema: entry.payload_schema,
-            })
-            .collect(),
-    })
+    Application::load(&ctx.store, &ctx.tenant, name)?
+        .ok_or_else(|| Error::not_found(format!("there is no application named {name:?}")))
 }
 
 /// Stores one validated event of `app`.
@@ -168,8 +149,7 @@ fn store(
     event: Event,
     type_version: Option<String>,
 ) -> Result<Stored, Error> {
-    let new = eventplane_bus::ingest::new_event(&app.name, &app.id, event, type_version);
-    eventstore::store_event(&ctx.store, &ctx.tenant, new, now_ms())
+    app.store(&ctx.store, &ctx.tenant, event, type_version, now_ms())
 }
 
 /// Events to hand to the dispatcher once the publisher has its answer: the accepted (not
@@ -344,7 +324,7 @@ async fn publish_legacy(
     let parsed = legacy::parse(&body).map_err(LegacyFailure::Kyma)?;
     let event = parsed.to_event(application);
     let app = self::application(&ctx, application)?;
-    Catalog::new(&app.entries).validate(&event, Some(&parsed.event_type_version))?;
+    app.check(&event, Some(&parsed.event_type_version))?;
     let stored = store(&ctx, &app, event, Some(parsed.event_type_version.clone()))?;
     let answer = if stored.duplicate {
         LegacyResponse::duplicate(&parsed.event_id)

@@ -11,58 +11,13 @@
 //! Other message attributes are ignored. A message that is neither, is too large, or whose type
 //! is not in the catalog (or whose data violates the payload schema) is a [`Rejection`].
 
-use eventplane_core::{AppId, Error, FieldError, KvStore, TenantId};
-use eventplane_events::catalog::Catalog;
+use eventplane_core::{Error, KvStore, TenantId};
 use eventplane_events::cloudevents::{self, Event};
-use eventplane_events::{CatalogEntry, EventData, limits};
-use eventplane_eventstore::{self as eventstore, NewEvent, Stored};
+use eventplane_events::limits;
+use eventplane_eventstore::Stored;
+pub use eventplane_ingest::{Application, Rejection};
 
 use crate::wire::PubsubMessage;
-
-/// Why a message cannot become an event: a code and a reason a person reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// `INVALID_CLOUDEVENT`, `PAYLOAD_TOO_LARGE`, `EVENT_TYPE_NOT_REGISTERED` or
-    /// `PAYLOAD_SCHEMA_VIOLATION`.
-    pub code: String,
-    /// What is wrong, with each field's problem.
-    pub reason: String,
-    /// The HTTP status a push answers with: `413` (too large) or `422`.
-    pub status: u16,
-}
-
-fn with_details(message: &str, details: &[FieldError]) -> String {
-    if details.is_empty() {
-        return message.to_owned();
-    }
-    let problems: Vec<String> = details
-        .iter()
-        .map(|d| format!("{}: {}", d.field, d.message))
-        .collect();
-    format!("{message} ({})", problems.join("; "))
-}
-
-impl Rejection {
-    fn from_error(err: &Error) -> Self {
-        let code = match err.status() {
-            413 => "PAYLOAD_TOO_LARGE",
-            _ => "INVALID_CLOUDEVENT",
-        };
-        Self {
-            code: code.to_owned(),
-            reason: with_details(&err.public_message(), err.details()),
-            status: if err.status() == 413 { 413 } else { 422 },
-        }
-    }
-
-    fn invalid(reason: impl Into<String>) -> Self {
-        Self {
-            code: "INVALID_CLOUDEVENT".to_owned(),
-            reason: reason.into(),
-            status: 422,
-        }
-    }
-}
 
 /// The CloudEvent a message carries (binary or structured mode), at most `max_event_bytes`.
 pub fn to_cloudevent(message: &PubsubMessage, max_event_bytes: u64) -> Result<Event, Rejection> {
@@ -110,57 +65,11 @@ pub fn to_cloudevent(message: &PubsubMessage, max_event_bytes: u64) -> Result<Ev
     Ok(event)
 }
 
-/// Checks `event` against `entries` (an event API's catalog) as the gateway does.
-pub fn validate(event: &Event, entries: &[CatalogEntry]) -> Result<(), Rejection> {
-    Catalog::new(entries)
-        .validate(event, None)
-        .map(|_| ())
-        .map_err(|err| Rejection {
-            code: err.code().to_owned(),
-            reason: with_details(&err.message(), err.details()),
-            status: err.status(),
-        })
-}
-
-/// The record of `event`, published by application `application` (`app_id`).
-pub fn new_event(
-    application: &str,
-    app_id: &AppId,
-    event: Event,
-    type_version: Option<String>,
-) -> NewEvent {
-    let data = match event.data {
-        EventData::None => eventstore::EventData::None,
-        EventData::Json(value) => eventstore::EventData::Json(value),
-        EventData::Text(text) => eventstore::EventData::Text(text),
-        EventData::Binary(bytes) => eventstore::EventData::Binary(bytes),
-    };
-    NewEvent {
-        application: application.to_owned(),
-        app_id: app_id.clone(),
-        source: event.source,
-        event_id: event.id,
-        type_name: event.event_type,
-        type_version,
-        spec_version: event.specversion,
-        time: event.time,
-        datacontenttype: event.datacontenttype,
-        dataschema: event.dataschema,
-        subject: event.subject,
-        extensions: event.extensions,
-        data,
-    }
-}
-
 /// The application and catalog a message is checked against.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The application's name.
-    pub app_name: String,
-    /// Its id.
-    pub app_id: AppId,
-    /// The event API's catalog.
-    pub entries: Vec<CatalogEntry>,
+    /// The application publishing through the bus, with the event API's catalog.
+    pub app: Application,
     /// `max_event_bytes`.
     pub max_event_bytes: u64,
 }
@@ -183,15 +92,14 @@ pub fn ingest(
     message: &PubsubMessage,
     now_ms: u64,
 ) -> Result<Ingested, Error> {
-    let event = match to_cloudevent(message, target.max_event_bytes)
-        .and_then(|event| validate(&event, &target.entries).map(|()| event))
-    {
+    let event = match to_cloudevent(message, target.max_event_bytes) {
         Ok(event) => event,
         Err(rejection) => return Ok(Ingested::Rejected(rejection)),
     };
-    let new = new_event(&target.app_name, &target.app_id, event, None);
-    eventstore::store_event(store, tenant, new, now_ms)
-        .map(|stored| Ingested::Stored(Box::new(stored)))
+    Ok(match target.app.accept(store, tenant, event, now_ms)? {
+        Ok(stored) => Ingested::Stored(Box::new(stored)),
+        Err(rejection) => Ingested::Rejected(rejection),
+    })
 }
 
 #[cfg(test)]
@@ -200,7 +108,8 @@ mod tests {
 
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
-    use eventplane_core::MemoryStore;
+    use eventplane_core::{AppId, MemoryStore};
+    use eventplane_events::{CatalogEntry, EventData};
     use serde_json::json;
 
     use super::*;
@@ -234,15 +143,17 @@ mod tests {
 
     fn target() -> Target {
         Target {
-            app_name: "shop".into(),
-            app_id: AppId::new(),
-            entries: vec![CatalogEntry {
-                name: "order.created.v1".into(),
-                version: "v1".into(),
-                payload_schema: Some(json!({
+            app: Application {
+                name: "shop".into(),
+                id: AppId::new(),
+                entries: vec![CatalogEntry {
+                    name: "order.created.v1".into(),
+                    version: "v1".into(),
+                    payload_schema: Some(json!({
                     "type": "object", "required": ["orderId"],
                     "properties": {"orderId": {"type": "string"}}})),
-            }],
+                }],
+            },
             max_event_bytes: 64 * 1024,
         }
     }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::{BusSubscription, Mode};
-use crate::ingest::{Ingested, Target, ingest};
+use crate::ingest::{Application, Ingested, Target, ingest};
 use crate::state::{self, bus_apis};
 use crate::wire::{PullRequest, PullResponse, SubscriptionResource};
 
@@ -82,17 +82,19 @@ impl BusApi {
             return Ok(None);
         };
         Ok(Some(Target {
-            app_name: app.name,
-            app_id: self.app_id.clone(),
-            entries: self
-                .catalog
-                .iter()
-                .map(|e| CatalogEntry {
-                    name: e.name.clone(),
-                    version: e.version.clone(),
-                    payload_schema: e.payload_schema.clone(),
-                })
-                .collect(),
+            app: Application {
+                name: app.name,
+                id: self.app_id.clone(),
+                entries: self
+                    .catalog
+                    .iter()
+                    .map(|e| CatalogEntry {
+                        name: e.name.clone(),
+                        version: e.version.clone(),
+                        payload_schema: e.payload_schema.clone(),
+                    })
+                    .collect(),
+            },
             max_event_bytes,
         }))
     }

@@ -119,7 +119,7 @@ mod tests {
             1,
         )?
         .expect("the push subscription");
-        assert_eq!((found.api, found.target.app_name.as_str()), (api, "shop"));
+        assert_eq!((found.api, found.target.app.name.as_str()), (api, "shop"));
         for (app, resource) in [
             ("shop", "projects/shop/subscriptions/pulled"),
             ("shop", "projects/shop/subscriptions/other"),
