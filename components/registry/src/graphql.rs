@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use eventplane_core::TenantId;
 use eventplane_core::auth::bearer_matches;
-use eventplane_registry_api::{RequestScope, SharedStore, schema};
+use eventplane_registry_api::{ErrorCode, RequestScope, SharedStore, schema};
 use eventplane_spin::{SpinStore, request};
 use futures::StreamExt as _;
 use serde_json::json;
@@ -128,7 +128,12 @@ pub async fn serve(request: IncomingRequest) -> Response {
         Ok(store) => store,
         Err(e) => {
             eprintln!("registry: cannot open the key-value store: {e}");
-            return error(503, "INTERNAL", "the store is unavailable; try again", &[]);
+            return error(
+                503,
+                ErrorCode::ServiceUnavailable.as_str(),
+                "the store is unavailable; try again",
+                &[("retry-after", "1")],
+            );
         }
     };
     let store: SharedStore = Arc::new(store);
@@ -148,25 +153,39 @@ pub async fn serve(request: IncomingRequest) -> Response {
     }
 
     let graphql_response = accept.contains(GRAPHQL_RESPONSE);
-    // With application/graphql-response+json, a request that could not run at all (no data)
-    // is a 400; with application/json every GraphQL response is a 200.
-    let status =
-        if graphql_response && response.data == async_graphql::Value::Null && response.is_err() {
-            400
-        } else {
-            200
-        };
+    // A request that got nothing done because the store did not answer is a 503 (with
+    // Retry-After), whatever the media type. Otherwise, with application/graphql-response+json,
+    // a request that could not run at all (no data) is a 400; with application/json every
+    // GraphQL response is a 200.
+    let no_data = response.data == async_graphql::Value::Null && response.is_err();
+    let unavailable = no_data
+        && response.errors.iter().any(|e| {
+            e.extensions.as_ref().and_then(|x| x.get("code"))
+                == Some(&async_graphql::Value::from(
+                    ErrorCode::ServiceUnavailable.as_str(),
+                ))
+        });
+    let status = if unavailable {
+        503
+    } else if graphql_response && no_data {
+        400
+    } else {
+        200
+    };
     let content_type = if graphql_response {
         GRAPHQL_RESPONSE
     } else {
         "application/json"
     };
     match serde_json::to_vec(&response) {
-        Ok(body) => Response::builder()
-            .status(status)
-            .header("content-type", content_type)
-            .body(body)
-            .build(),
+        Ok(body) => {
+            let mut builder = Response::builder();
+            builder.status(status).header("content-type", content_type);
+            if unavailable {
+                builder.header("retry-after", "1");
+            }
+            builder.body(body).build()
+        }
         Err(e) => {
             eprintln!("registry: cannot serialise a response: {e}");
             error(500, "INTERNAL", "internal error", &[])

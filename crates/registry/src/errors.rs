@@ -28,6 +28,8 @@ pub enum ErrorCode {
     NotUnique,
     /// No valid credentials.
     Unauthenticated,
+    /// The store did not answer (e.g. Redis is down): nothing was done; try again later.
+    ServiceUnavailable,
     /// Our fault; the message is generic.
     Internal,
 }
@@ -41,6 +43,7 @@ impl ErrorCode {
             Self::NotFound => "NOT_FOUND",
             Self::NotUnique => "NOT_UNIQUE",
             Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
     }
@@ -57,10 +60,9 @@ impl ErrorCode {
             Error::NotFound(_) => Self::NotFound,
             Error::AlreadyExists(_) => Self::NotUnique,
             Error::Unauthorized(_) | Error::Forbidden(_) => Self::Unauthenticated,
+            Error::StoreUnavailable(_) => Self::ServiceUnavailable,
             // A compare-and-swap that kept losing: the message (try again) is safe to show.
-            Error::Conflict(_) | Error::StoreUnavailable(_) | Error::Internal { .. } => {
-                Self::Internal
-            }
+            Error::Conflict(_) | Error::Internal { .. } => Self::Internal,
         }
     }
 }
@@ -156,6 +158,10 @@ mod tests {
             (Error::already_exists("taken"), "NOT_UNIQUE"),
             (Error::unauthorized("no token"), "UNAUTHENTICATED"),
             (Error::conflict("busy, try again"), "INTERNAL"),
+            (
+                Error::from(StoreError::Backend("redis did not answer".into())),
+                "SERVICE_UNAVAILABLE",
+            ),
             (Error::internal("boom"), "INTERNAL"),
         ];
         for (err, code) in cases {

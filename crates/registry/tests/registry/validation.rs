@@ -142,7 +142,7 @@ fn errors_raised_by_graphql_itself_are_bad_user_input() -> Result<()> {
 }
 
 #[test]
-fn store_failures_are_internal_and_do_not_leak() -> Result<()> {
+fn store_failures_say_the_service_is_unavailable_and_do_not_leak() -> Result<()> {
     let h = Harness::over(Arc::new(MemoryStore::new()), Arc::new(BrokenStore));
     for (query, variables) in [
         (CREATE, json!({"in": {"name": "shop"}})),
@@ -153,7 +153,7 @@ fn store_failures_are_internal_and_do_not_leak() -> Result<()> {
         ),
     ] {
         let err = h.error(query, variables)?;
-        assert_eq!(err["extensions"]["code"], "INTERNAL", "{err}");
+        assert_eq!(err["extensions"]["code"], "SERVICE_UNAVAILABLE", "{err}");
         let text = err.to_string();
         assert!(
             !text.contains("sqlite") && !text.contains("/var/lib"),
