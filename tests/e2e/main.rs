@@ -11,6 +11,7 @@ mod on_spin;
 mod outbound;
 mod registry;
 mod routing;
+mod scale_out;
 mod subscriptions;
 mod unauthorized;
 mod variables;

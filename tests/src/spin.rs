@@ -151,9 +151,7 @@ impl AppProcess {
         log: PathBuf,
         what: &'static str,
     ) -> anyhow::Result<Self> {
-        let child = command
-            .spawn()
-            .with_context(|| format!("running {what}"))?;
+        let child = command.spawn().with_context(|| format!("running {what}"))?;
         let mut app = Self {
             child,
             addr,
