@@ -88,8 +88,8 @@ async fn swap_report(
     Ok(text)
 }
 
-/// Registration, credentials, publishing with its dedupe and validation, and delivery by the
-/// hand-off, on `spin up` of the repository's `spin.toml` with `args`.
+/// Registration, credentials, publishing with its dedupe and validation, delivery by the
+/// hand-off, and the tick, on `spin up` of the repository's `spin.toml` with `args`.
 async fn every_flow(spin: &Path, args: &[&str]) -> anyhow::Result<()> {
     let state = tempfile::tempdir()?;
     let (subscriber, arrivals) = counting_subscriber().await?;
@@ -151,5 +151,14 @@ async fn every_flow(spin: &Path, args: &[&str]) -> anyhow::Result<()> {
         .get("spin-1")
         .map(|(_, n)| *n);
     assert_eq!(arrived, Some(1), "delivered once: {}", app.log_text());
+    // The scheduler's tick (retention, retries, pulls) runs too, and finds nothing more to do.
+    let ticked = http
+        .post(app.url("/dispatcher/tick?budgetMs=2000"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await?;
+    assert_eq!(ticked.status(), 200, "{}", app.log_text());
+    let counts: serde_json::Value = ticked.json().await?;
+    assert_eq!(counts["attempts"], 0, "{counts}");
     app.stop().await
 }
