@@ -1,14 +1,16 @@
 //! The application on real Spin, as users run it (`spin up` with the repository's `spin.toml`):
-//! registration, credentials, publishing (with its dedupe) and delivery to a subscriber, on
-//! Spin's default SQLite store and on Redis through a runtime config file; and the minimal
-//! reproduction of Spin 4.0.2's Redis compare-and-swap defect that eventplane works around.
+//! registration, credentials, publishing (with its dedupe), delivery to a subscriber, the tick
+//! and an external bus (Pub/Sub pull), on Spin's default SQLite store and on Redis through a
+//! runtime config file; and the minimal reproduction of Spin 4.0.2's Redis compare-and-swap
+//! defect that eventplane works around.
 //! Spin is found on `SPIN_BIN` or `PATH`, Redis on `REDIS_SERVER` or `PATH`; where one is
 //! absent these tests are skipped, saying so on stderr.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use eventplane_tests::bench::{ADMIN, Served, counting_subscriber, register_shop};
+use eventplane_tests::bench::{ADMIN, Served, counting_subscriber, graphql, register_shop};
+use eventplane_tests::pubsub::{FakePubSub, binary_cloudevent};
 use eventplane_tests::redis::RedisServer;
 use eventplane_tests::spin::{SpinApp, spin_binary};
 use eventplane_tests::{TempManifest, workspace_root};
@@ -89,7 +91,8 @@ async fn swap_report(
 }
 
 /// Registration, credentials, publishing with its dedupe and validation, delivery by the
-/// hand-off, and the tick, on `spin up` of the repository's `spin.toml` with `args`.
+/// hand-off, the tick, and an external bus (Pub/Sub pull), on `spin up` of the repository's
+/// `spin.toml` with `args`.
 async fn every_flow(spin: &Path, args: &[&str]) -> anyhow::Result<()> {
     let state = tempfile::tempdir()?;
     let (subscriber, arrivals) = counting_subscriber().await?;
@@ -100,6 +103,7 @@ async fn every_flow(spin: &Path, args: &[&str]) -> anyhow::Result<()> {
         &[
             ("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN),
             ("SPIN_VARIABLE_DELIVERY_ALLOWED_HOSTS", "http://127.0.0.1:*"),
+            ("SPIN_VARIABLE_WEBHOOK_ALLOWED_HOSTS", "http://127.0.0.1:*"),
         ],
         args,
     )
@@ -160,5 +164,55 @@ async fn every_flow(spin: &Path, args: &[&str]) -> anyhow::Result<()> {
     assert_eq!(ticked.status(), 200, "{}", app.log_text());
     let counts: serde_json::Value = ticked.json().await?;
     assert_eq!(counts["attempts"], 0, "{counts}");
+
+    // The external bus: an event API of the shop that consumes a Pub/Sub subscription (a fake
+    // bus on a loopback port); the tick pulls, stores, acknowledges and delivers.
+    let topic = "projects/shop-project/topics/orders";
+    let bus = FakePubSub::start("shop-project", "eventplane-orders", topic).await?;
+    let apps = graphql(
+        &http,
+        &app as &dyn Served,
+        "{ applications { data { id name } } }",
+        j!({}),
+    )
+    .await?;
+    let app_id = apps["applications"]["data"][0]["id"].clone();
+    let spec = j!({"asyncapi": "2.6.0", "info": {"title": "Shop bus", "version": "1.0.0"},
+        "channels": {"order.created.v1": {"subscribe": {"message": {"payload": {"type": "object"}}}}}});
+    graphql(
+        &http,
+        &app as &dyn Served,
+        "mutation($app: ID!, $in: EventAPIDefinitionInput!) { addEventAPI(applicationID: $app, in: $in) { id } }",
+        j!({"app": app_id, "in": {"name": "orders-bus", "externalSubscriptions": [{"url": bus.subscription_url(), "topic": topic}],
+            "spec": {"data": spec.to_string(), "eventSpecType": "ASYNC_API", "format": "JSON"}}}),
+    )
+    .await?;
+    let message = bus.publish(binary_cloudevent(
+        "bus-1",
+        "/applications/bench-shop",
+        "order.created.v1",
+        j!({"orderId": "b-1"}),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !arrivals.lock().expect("lock").contains_key("bus-1") && Instant::now() < deadline {
+        let ticked = http
+            .post(app.url("/dispatcher/tick?budgetMs=2000"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await?;
+        assert_eq!(ticked.status(), 200, "{}", app.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let arrived = arrivals.lock().expect("lock").get("bus-1").map(|(_, n)| *n);
+    assert_eq!(
+        arrived,
+        Some(1),
+        "pulled and delivered once: {}",
+        app.log_text()
+    );
+    assert!(
+        bus.acknowledged().contains(&message),
+        "acknowledged after it was stored"
+    );
     app.stop().await
 }
