@@ -9,11 +9,11 @@ use crate::node::Node;
 pub(crate) enum Major {
     /// 2.0.0–2.6.0: channels carry `publish`/`subscribe` operations with a `message`.
     V2,
-    /// 3.0.x: channels carry `messages`; operations are separate.
+    /// 3.x (3.0.0 onwards): channels carry `messages`; operations are separate.
     V3,
 }
 
-const SUPPORTED: &str = "supported are 2.0.0–2.6.0 and 3.0.x";
+const SUPPORTED: &str = "supported are 2.0.0–2.6.0 and 3.x";
 
 /// The validated header of a document.
 #[derive(Debug)]
@@ -76,6 +76,24 @@ pub(crate) fn read(root: &Node) -> Result<Header, SpecError> {
 }
 
 /// The major version for a supported `asyncapi` value.
+///
+/// Every 3.x minor is read as 3.0. AsyncAPI 3.1.0 changed nothing this crate reads:
+///
+/// - it adds ROS 2 bindings (`bindings.ros2` on servers, channels, operations and messages) and
+///   lets the Server Object carry `x-` extensions again (extension names may now contain `.`):
+///   bindings and extensions are not read;
+/// - it says that an operation without `messages` means all of its channel's messages and `[]`
+///   none, and that operation traits may not set `messages`: the catalog is built from channels,
+///   not operations, and operations' `messages` are only checked to name messages of their channel
+///   (which 3.0 already required);
+/// - a message example's `payload` may be any value, not only an object: examples are not read;
+/// - the default `schemaFormat` becomes `application/vnd.aai.asyncapi+json;version=3.1.0`, which
+///   is recognised as JSON Schema like every `application/vnd.aai.asyncapi` format;
+/// - the rest is wording and examples (`info` is unchanged).
+///
+/// A later 3.x minor may only add to 3.0 (AsyncAPI follows semantic versioning), so it is
+/// accepted too and read by the 3.0 rules; fields it adds are ignored like any unknown field. 2.x is accepted only up to 2.6.0, the last 2.x release, with patch 0 (no 2.x patch
+/// release exists).
 fn major(version: &str) -> Option<Major> {
     let mut parts = version.split('.');
     let mut next = || {
@@ -90,7 +108,7 @@ fn major(version: &str) -> Option<Major> {
     }
     match (major, minor, patch) {
         (2, 0..=6, 0) => Some(Major::V2),
-        (3, 0, _) => Some(Major::V3),
+        (3, _, _) => Some(Major::V3),
         _ => None,
     }
 }
@@ -134,18 +152,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn supported_versions_are_2_0_to_2_6_and_3_0_x() {
+    fn supported_versions_are_2_0_to_2_6_and_every_3_x() {
         for v in ["2.0.0", "2.3.0", "2.6.0"] {
             assert_eq!(major(v), Some(Major::V2), "{v}");
         }
-        for v in ["3.0.0", "3.0.1"] {
+        for v in ["3.0.0", "3.0.1", "3.1.0", "3.1.2", "3.2.0", "3.10.0"] {
             assert_eq!(major(v), Some(Major::V3), "{v}");
         }
         for v in [
             "1.2.0",
             "2.7.0",
             "2.6.1",
-            "3.1.0",
+            "4.0.0",
+            "3.1",
+            "3.1.0-rc1",
             "2.6",
             "3",
             "3.0.0-rc1",

@@ -2,9 +2,9 @@
 //! catalog: the event types an application publishes, with their versions and payload schemas.
 //!
 //! Pure Rust with no Spin dependency, so the registry, the fetcher and the gateway use it alike
-//! on `wasm32-wasip2`. AsyncAPI 2.0.0–2.6.0 and 3.0.x are read; every channel that carries a
-//! message is an event type (see [`EventType`] for how each part is derived). Errors say what is
-//! wrong and where, as a JSON Pointer ([`SpecError`]).
+//! on `wasm32-wasip2`. AsyncAPI 2.0.0–2.6.0 and 3.x (3.0, 3.1 and later minors, read alike) are
+//! read; every channel that carries a message is an event type (see [`EventType`] for how each
+//! part is derived). Errors say what is wrong and where, as a JSON Pointer ([`SpecError`]).
 //!
 //! ```
 //! use eventplane_spec::{SpecFormat, parse};
@@ -122,7 +122,7 @@ impl Spec {
 /// One event type of the catalog: a channel that carries messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventType {
-    /// The channel's name: its key under `channels` (2.x), or its `address` (3.0; the key when
+    /// The channel's name: its key under `channels` (2.x), or its `address` (3.x; the key when
     /// the address is absent or null). E.g. `order.created.v1`.
     pub name: String,
     /// The name's trailing `.v<N>` segment (`v1`); without one, the document's `info.version`.

@@ -1,5 +1,6 @@
-//! AsyncAPI 3.0: `channels` maps ids to channels with an optional `address` and a `messages`
-//! map; `operations` refer to channels and messages by `$ref` and add none of their own.
+//! AsyncAPI 3.x (3.0 and the minors after it, read alike): `channels` maps ids to channels with
+//! an optional `address` and a `messages` map; `operations` refer to channels and messages by
+//! `$ref` and add none of their own.
 
 use super::{Channel, Message, PayloadStyle, optional_text};
 use crate::error::SpecError;

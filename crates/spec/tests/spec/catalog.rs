@@ -555,6 +555,50 @@ fn the_catalog_keeps_the_document_order_of_channels() -> anyhow::Result<()> {
 }
 
 #[test]
+fn asyncapi_3_1_reads_like_3_0_despite_its_new_bindings_and_extensions() -> anyhow::Result<()> {
+    let text = fixture("robot-fleet-3.1.yaml")?;
+    let spec = parse(&text, None)?;
+    assert_eq!(
+        (spec.asyncapi_version.as_str(), spec.info_version.as_str()),
+        ("3.1.0", "1.2.0")
+    );
+    assert_eq!(
+        rows(&spec),
+        [
+            (
+                "robot.battery.v1",
+                "v1",
+                Some("Battery level and whether the robot is charging.")
+            ),
+            ("robot.estop.v2", "v2", Some("Emergency stop")),
+        ]
+    );
+    assert_eq!(
+        payload(&spec, "robot.battery.v1")?,
+        &json!({
+            "type": "object",
+            "required": ["percent"],
+            "properties": {
+                "percent": {"type": "number", "minimum": 0, "maximum": 100},
+                "charging": {"type": "boolean"}
+            }
+        })
+    );
+    // The 3.1 default schema format is JSON Schema, so the schema is unwrapped.
+    assert_eq!(
+        payload(&spec, "robot.estop.v2")?,
+        &json!({"type": "boolean"})
+    );
+
+    let as_3_0 = parse(&text.replace("asyncapi: 3.1.0", "asyncapi: 3.0.0"), None)?;
+    assert_eq!(as_3_0.asyncapi_version, "3.0.0");
+    assert_eq!(spec.events, as_3_0.events);
+    let as_3_2 = parse(&text.replace("asyncapi: 3.1.0", "asyncapi: 3.2.0"), None)?;
+    assert_eq!(spec.events, as_3_2.events);
+    Ok(())
+}
+
+#[test]
 fn channels_may_be_empty_in_2_x_and_absent_in_3_0() -> anyhow::Result<()> {
     let v2 = parse(
         "asyncapi: 2.1.0\ninfo: {title: T, version: '1'}\nchannels: {}\n",
