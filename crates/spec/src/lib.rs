@@ -41,6 +41,7 @@ mod header;
 mod node;
 mod pointer;
 mod resolve;
+mod security;
 mod text;
 
 use std::fmt;
@@ -154,6 +155,7 @@ pub fn parse(data: &str, format: Option<SpecFormat>) -> Result<Spec, SpecError> 
         Major::V2 => catalog::v2::channels(&resolver, root)?,
         Major::V3 => catalog::v3::channels(&resolver, root)?,
     };
+    security::check(&resolver, root, header.major)?;
     let events = catalog::build(&mut resolver, channels, &header.info_version)?;
     Ok(Spec {
         format: decoded.format,

@@ -345,6 +345,142 @@ operations:
 }
 
 #[test]
+fn an_undefined_security_scheme_of_a_3_x_server_or_operation_is_rejected() -> anyhow::Result<()> {
+    let text = r#"
+asyncapi: 3.1.0
+info: {title: T, version: '1'}
+servers:
+  production:
+    host: broker.example:9093
+    protocol: kafka-secure
+    security:
+      - $ref: '#/components/securitySchemes/mtls'
+      - $ref: '#/components/securitySchemes/saslScram'
+channels:
+  orders: {messages: {created: {payload: {type: object}}}}
+operations:
+  sendOrders:
+    action: send
+    channel: {$ref: '#/channels/orders'}
+    security:
+      - $ref: '#/components/securitySchemes/mtls'
+components:
+  securitySchemes:
+    mtls: {type: X509}
+    oauth: {type: oauth2, flows: {}}
+"#;
+    assert_eq!(
+        problem(text)?,
+        at(
+            "/servers/production/security/1",
+            "server `production` requires the security scheme `saslScram`, which \
+             `components.securitySchemes` does not define (it defines `mtls`, `oauth`)"
+        )
+    );
+    let operation = text.replace("saslScram'", "oauth'").replace(
+        "    security:\n      - $ref: '#/components/securitySchemes/mtls'\ncomponents",
+        "    security:\n      - $ref: '#/components/securitySchemes/apiKey'\ncomponents",
+    );
+    assert_eq!(
+        problem(&operation)?,
+        at(
+            "/operations/sendOrders/security/0",
+            "operation `sendOrders` requires the security scheme `apiKey`, which \
+             `components.securitySchemes` does not define (it defines `mtls`, `oauth`)"
+        )
+    );
+    let without_components = text.split("components:").next().unwrap_or_default();
+    assert_eq!(
+        problem(without_components)?,
+        at(
+            "/servers/production/security/0",
+            "server `production` requires the security scheme `mtls`, which \
+             `components.securitySchemes` does not define (it defines none)"
+        )
+    );
+    let inline_without_type = text.replace(
+        "      - $ref: '#/components/securitySchemes/saslScram'",
+        "      - {description: SASL}",
+    );
+    assert_eq!(
+        problem(&inline_without_type)?,
+        at(
+            "/servers/production/security/1",
+            "a security scheme must be an object with a `type` (or a `$ref` to one under \
+             `#/components/securitySchemes`), found an object without a string `type`"
+        )
+    );
+    Ok(())
+}
+
+#[test]
+fn an_undefined_security_scheme_of_a_2_x_server_or_operation_is_rejected() -> anyhow::Result<()> {
+    let text = r#"
+asyncapi: 2.6.0
+info: {title: T, version: '1'}
+servers:
+  production:
+    url: broker.example:5672
+    protocol: amqp
+    security:
+      - userPassword: []
+      - petstoreAuth: ['write:pets']
+channels:
+  orders.v1:
+    subscribe:
+      security:
+        - userPassword: []
+      message: {payload: {type: object}}
+components:
+  securitySchemes:
+    userPassword: {type: userPassword}
+"#;
+    assert_eq!(
+        problem(text)?,
+        at(
+            "/servers/production/security/1",
+            "server `production` requires the security scheme `petstoreAuth`, which \
+             `components.securitySchemes` does not define (it defines `userPassword`)"
+        )
+    );
+    let operation = text
+        .replace("      - petstoreAuth: ['write:pets']\n", "")
+        .replace(
+            "        - userPassword: []",
+            "        - {}\n        - apiKey: []",
+        );
+    assert_eq!(
+        problem(&operation)?,
+        at(
+            "/channels/orders.v1/subscribe/security/1",
+            "the `subscribe` operation of channel `orders.v1` requires the security scheme \
+             `apiKey`, which `components.securitySchemes` does not define (it defines \
+             `userPassword`)"
+        )
+    );
+    let bad_scopes = text.replace("petstoreAuth: ['write:pets']", "userPassword: write");
+    assert_eq!(
+        problem(&bad_scopes)?,
+        at(
+            "/servers/production/security/1/userPassword",
+            "the scopes of `userPassword` must be a list of strings (`[]` for none), found a string"
+        )
+    );
+    let scheme_not_requirement = text.replace(
+        "      - petstoreAuth: ['write:pets']",
+        "      - petstoreAuth",
+    );
+    assert_eq!(
+        problem(&scheme_not_requirement)?,
+        at(
+            "/servers/production/security/1",
+            "a security requirement must be an object mapping scheme names to scopes, found a string"
+        )
+    );
+    Ok(())
+}
+
+#[test]
 fn a_ref_cycle_between_schemas_is_named_step_by_step() -> anyhow::Result<()> {
     let text = v2_with_channels(concat!(
         "  people.v1:\n",
