@@ -158,8 +158,13 @@ impl<'d> Resolver<'d> {
         }
     }
 
-    /// The value a `$ref` names, and its canonical pointer. `at` is where the `$ref` is.
-    fn target(&self, reference: &str, at: &str) -> Result<(&'d Node, String), SpecError> {
+    /// The value a `$ref` names, and its canonical pointer. `at` is where the `$ref` is. Unlike
+    /// [`deref`](Self::deref), a target that is itself a reference is not followed.
+    pub(crate) fn target(
+        &self,
+        reference: &str,
+        at: &str,
+    ) -> Result<(&'d Node, String), SpecError> {
         let tokens = match Reference::parse(reference) {
             Reference::Local(tokens) => tokens,
             Reference::Remote => {

@@ -89,8 +89,8 @@ fn members<'d>(
     }
 }
 
-/// Operations are not part of the catalog, but one that names a missing channel or message is
-/// a mistake the author wants to hear about.
+/// Operations are not part of the catalog, but one that names a missing channel or message, or
+/// a message that is not its channel's, is a mistake the author wants to hear about.
 fn check_operations<'d>(resolver: &Resolver<'d>, root: &'d Node) -> Result<(), SpecError> {
     for (id, operation) in members(
         root,
@@ -119,14 +119,19 @@ fn check_operations<'d>(resolver: &Resolver<'d>, root: &'d Node) -> Result<(), S
             }
         }
         let channel_path = pointer::child(&path, "channel");
-        match operation.get("channel") {
+        let channel = match operation.get("channel") {
             Some(channel) if channel.ref_target().is_some() => {
-                let (channel, channel_path) = resolver.deref(channel, &channel_path)?;
-                if channel.as_object().is_none() {
+                let (target, target_path) = resolver.deref(channel, &channel_path)?;
+                if target.as_object().is_none() {
                     return Err(SpecError::new(
-                        channel_path,
-                        format!("a channel must be an object, found {}", channel.kind()),
+                        target_path,
+                        format!("a channel must be an object, found {}", target.kind()),
                     ));
+                }
+                OperationChannel {
+                    reference: channel.ref_target().unwrap_or_default(),
+                    node: target,
+                    path: target_path,
                 }
             }
             _ => {
@@ -135,13 +140,14 @@ fn check_operations<'d>(resolver: &Resolver<'d>, root: &'d Node) -> Result<(), S
                     "`channel` must be a `$ref` to a channel, e.g. `$ref: '#/channels/orders'`",
                 ));
             }
-        }
+        };
         match operation.get("messages") {
             None => {}
             Some(Node::Array(messages)) => {
                 let messages_path = pointer::child(&path, "messages");
                 for (i, message) in messages.iter().enumerate() {
-                    resolver.deref(message, &pointer::child(&messages_path, i.to_string()))?;
+                    let message_path = pointer::child(&messages_path, i.to_string());
+                    check_operation_message(resolver, &channel, message, &message_path)?;
                 }
             }
             Some(other) => {
@@ -156,4 +162,67 @@ fn check_operations<'d>(resolver: &Resolver<'d>, root: &'d Node) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// The channel an operation refers to.
+struct OperationChannel<'d> {
+    /// The operation's `channel.$ref`, e.g. `#/channels/orders`.
+    reference: &'d str,
+    /// The channel object, and where it really is.
+    node: &'d Node,
+    path: String,
+}
+
+/// An item of an operation's `messages`: the specification requires a `$ref` to one of the
+/// messages of the operation's channel (`#/channels/orders/messages/created`), not a message
+/// object and not a message elsewhere (`#/components/messages/...`, another channel's).
+fn check_operation_message<'d>(
+    resolver: &Resolver<'d>,
+    channel: &OperationChannel<'d>,
+    message: &'d Node,
+    path: &str,
+) -> Result<(), SpecError> {
+    let Some(reference) = message.ref_target() else {
+        return Err(SpecError::new(
+            path,
+            format!(
+                "an operation's `messages` must be `$ref`s to messages of its channel, e.g. \
+                 `$ref: '{}/messages/<id>'`, found {}",
+                channel.reference,
+                if message.as_object().is_some() {
+                    "a message object"
+                } else {
+                    message.kind()
+                }
+            ),
+        ));
+    };
+    let (_, named) = resolver.target(reference, &pointer::child(path, "$ref"))?;
+    let (_, message_at) = resolver.deref(message, path)?;
+    let channel_messages = pointer::child(&channel.path, "messages");
+    if named.rsplit_once('/').map(|(parent, _)| parent) == Some(channel_messages.as_str()) {
+        return Ok(());
+    }
+    // The same message reached through the channel is what the author meant: say how to write it.
+    let mut hint = String::new();
+    if let Some(Node::Object(messages)) = channel.node.get("messages") {
+        for (id, candidate) in messages {
+            let candidate_path = pointer::child(&channel_messages, id);
+            if let Ok((_, at)) = resolver.deref(candidate, &candidate_path)
+                && at == message_at
+            {
+                let id = pointer::child("", id);
+                hint = format!(" (write `$ref: '{}/messages{id}'`)", channel.reference);
+                break;
+            }
+        }
+    }
+    Err(SpecError::new(
+        path,
+        format!(
+            "`{reference}` is not a message of the operation's channel `{}`: an operation's \
+             `messages` must be a subset of its channel's `messages`{hint}",
+            channel.reference
+        ),
+    ))
 }

@@ -345,6 +345,96 @@ operations:
 }
 
 #[test]
+fn a_3_x_operation_may_only_name_messages_of_its_channel() -> anyhow::Result<()> {
+    let text = r#"
+asyncapi: 3.0.0
+info: {title: T, version: '1'}
+channels:
+  orders:
+    messages:
+      created: {$ref: '#/components/messages/OrderCreated'}
+  payments:
+    messages:
+      captured: {payload: {type: object}}
+operations:
+  sendOrders:
+    action: send
+    channel: {$ref: '#/channels/orders'}
+    messages:
+      - $ref: '#/channels/orders/messages/created'
+      - $ref: '#/channels/payments/messages/captured'
+components:
+  messages:
+    OrderCreated: {payload: {type: object}}
+"#;
+    assert_eq!(
+        problem(text)?,
+        at(
+            "/operations/sendOrders/messages/1",
+            "`#/channels/payments/messages/captured` is not a message of the operation's \
+             channel `#/channels/orders`: an operation's `messages` must be a subset of its \
+             channel's `messages`"
+        )
+    );
+    let from_components = text.replace(
+        "      - $ref: '#/channels/payments/messages/captured'\n",
+        "      - $ref: '#/components/messages/OrderCreated'\n",
+    );
+    assert_eq!(
+        problem(&from_components)?,
+        at(
+            "/operations/sendOrders/messages/1",
+            "`#/components/messages/OrderCreated` is not a message of the operation's channel \
+             `#/channels/orders`: an operation's `messages` must be a subset of its channel's \
+             `messages` (write `$ref: '#/channels/orders/messages/created'`)"
+        )
+    );
+    let inline = text.replace(
+        "      - $ref: '#/channels/payments/messages/captured'\n",
+        "      - {payload: {type: object}}\n",
+    );
+    assert_eq!(
+        problem(&inline)?,
+        at(
+            "/operations/sendOrders/messages/1",
+            "an operation's `messages` must be `$ref`s to messages of its channel, e.g. \
+             `$ref: '#/channels/orders/messages/<id>'`, found a message object"
+        )
+    );
+    let dangling = text.replace("payments/messages/captured", "orders/messages/cancelled");
+    assert_eq!(
+        problem(&dangling)?,
+        at(
+            "/operations/sendOrders/messages/1/$ref",
+            "$ref `#/channels/orders/messages/cancelled` does not resolve: \
+             /channels/orders/messages has no `cancelled`"
+        )
+    );
+    // Through a channel that is itself a `$ref`, and with no messages at all, it is fine.
+    let shared_channel = text
+        .replace(
+            "  orders:\n    messages:\n      created: {$ref: '#/components/messages/OrderCreated'}\n",
+            "  orders: {$ref: '#/components/channels/orders'}\n",
+        )
+        .replace("      - $ref: '#/channels/payments/messages/captured'\n", "")
+        .replace(
+            "components:\n",
+            "components:\n  channels:\n    orders:\n      address: orders.v1\n      \
+             messages:\n        created: {$ref: '#/components/messages/OrderCreated'}\n",
+        );
+    let spec = eventplane_spec::parse(&shared_channel, None)?;
+    let names: Vec<&str> = spec.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["orders.v1", "payments"]);
+    let none = text.replace(
+        "    messages:\n      - $ref: '#/channels/orders/messages/created'\n      - $ref: '#/channels/payments/messages/captured'\n",
+        "    messages: []\n",
+    );
+    assert!(none.contains("    messages: []\n"), "{none}");
+    eventplane_spec::parse(&none, None)?;
+    Ok(())
+}
+
+#[test]
 fn an_undefined_security_scheme_of_a_3_x_server_or_operation_is_rejected() -> anyhow::Result<()> {
     let text = r#"
 asyncapi: 3.1.0
