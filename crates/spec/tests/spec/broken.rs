@@ -223,6 +223,55 @@ fn an_operation_or_message_of_the_wrong_type_is_rejected() -> anyhow::Result<()>
 }
 
 #[test]
+fn a_malformed_2_x_one_of_is_rejected() -> anyhow::Result<()> {
+    let with_one_of = |one_of: &str| {
+        v2_with_channels(&format!(
+            "  orders.v1:\n    subscribe:\n      message:\n        oneOf: {one_of}\n"
+        ))
+    };
+    let list = "/channels/orders.v1/subscribe/message/oneOf";
+    assert_eq!(
+        problem(&with_one_of("{}"))?,
+        at(list, "`oneOf` must be a list of messages, found an object")
+    );
+    assert_eq!(
+        problem(&with_one_of("x"))?,
+        at(list, "`oneOf` must be a list of messages, found a string")
+    );
+    assert_eq!(
+        problem(&with_one_of("[{payload: {type: object}}, OrderCancelled]"))?,
+        at(
+            "/channels/orders.v1/subscribe/message/oneOf/1",
+            "a message must be an object or a `$ref` to one, found a string"
+        )
+    );
+    assert_eq!(
+        problem(&with_one_of("[null]"))?,
+        at(
+            "/channels/orders.v1/subscribe/message/oneOf/0",
+            "a message must be an object or a `$ref` to one, found null"
+        )
+    );
+    // A `$ref` to a message that is itself `oneOf` is reported where the list really is.
+    let shared = v2_with_channels(concat!(
+        "  orders.v1:\n",
+        "    publish:\n",
+        "      message: {$ref: '#/components/messages/OrderEvents'}\n",
+        "components:\n",
+        "  messages:\n",
+        "    OrderEvents: {oneOf: {created: {payload: {type: object}}}}\n",
+    ));
+    assert_eq!(
+        problem(&shared)?,
+        at(
+            "/components/messages/OrderEvents/oneOf",
+            "`oneOf` must be a list of messages, found an object"
+        )
+    );
+    Ok(())
+}
+
+#[test]
 fn a_payload_that_is_not_a_schema_is_rejected() -> anyhow::Result<()> {
     assert_eq!(
         problem(&v2_with_channels(
