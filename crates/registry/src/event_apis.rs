@@ -188,7 +188,7 @@ pub(crate) struct VersionInput {
 #[derive(InputObject)]
 #[graphql(name = "EventAPISpecInput")]
 pub(crate) struct EventApiSpecInput {
-    /// The document: AsyncAPI 2.0 to 2.6 or 3.0, JSON or YAML, at most `spec_max_bytes`. It is
+    /// The document: AsyncAPI 2.0 to 2.6 or 3.x, JSON or YAML, at most `spec_max_bytes`. It is
     /// validated (`INVALID_SPEC` with the path of the problem) and its event catalog derived.
     data: Option<Clob>,
     /// The kind of spec.

@@ -29,7 +29,7 @@ pub(crate) enum SpecFormat {
 #[graphql(name = "EventAPISpecType")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub(crate) enum EventApiSpecType {
-    /// An AsyncAPI document (2.0 to 2.6, or 3.0).
+    /// An AsyncAPI document (2.0 to 2.6, or 3.x).
     AsyncApi,
 }
 
