@@ -3,8 +3,9 @@
 //!
 //! Pure Rust with no Spin dependency, so the registry, the fetcher and the gateway use it alike
 //! on `wasm32-wasip2`. AsyncAPI 2.0.0–2.6.0 and 3.x (3.0, 3.1 and later minors, read alike) are
-//! read; every channel that carries a message is an event type (see [`EventType`] for how each
-//! part is derived). Errors say what is wrong and where, as a JSON Pointer ([`SpecError`]).
+//! read; every message a channel carries is an event type, named by its channel when the channel
+//! carries only that one (see [`EventType`] for the naming rules and how each part is derived).
+//! Errors say what is wrong and where, as a JSON Pointer ([`SpecError`]).
 //!
 //! ```
 //! use eventplane_spec::{SpecFormat, parse};
@@ -120,20 +121,51 @@ impl Spec {
     }
 }
 
-/// One event type of the catalog: a channel that carries messages.
+/// One event type of the catalog: a message a channel carries.
+///
+/// # Naming
+///
+/// - A channel with **one** message whose address no other channel shares is one event type
+///   named by the channel: its key under `channels` (2.x), or its `address` (3.x; the key when
+///   the address is absent or null), e.g. `order.created.v1`. An address with parameters
+///   (`orders.{region}.created.v1`) is the name as written; the gateway matches each `{param}`
+///   against one segment of an event's type.
+/// - A channel with **several** messages, and every channel whose address another channel shares
+///   (3.x request/reply over one address), gives one event type per message, named by the
+///   CloudEvents type its `headers` schema states (the `const`, or the only `enum` value, of a
+///   `ce-type` or `ce_type` property), else by the message's name: its key in the channel's
+///   `messages` (3.x), else `messageId`, else `name` (2.x). A message there with no name at all
+///   is an error.
+/// - Two event types of one document with the same name are an error at the second one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventType {
-    /// The channel's name: its key under `channels` (2.x), or its `address` (3.x; the key when
-    /// the address is absent or null). E.g. `order.created.v1`.
+    /// The event type's name (see the naming rules above), e.g. `order.created.v1`.
     pub name: String,
     /// The name's trailing `.v<N>` segment (`v1`); without one, the document's `info.version`.
     pub version: String,
-    /// The first message `summary`, else the first message `title`, else the channel's
-    /// `description`.
+    /// The key under `channels` of the channel that carries the message (2.x: the channel's
+    /// name; 3.x: its id). `None` only in catalogs stored before it was recorded.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// The message's name: its key in the channel's `messages` (3.x), else its `messageId`, else
+    /// its `name` (2.x); `None` when it has none.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The message's `contentType`, else the document's `defaultContentType`.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// The payload's `schemaFormat` as written (2.x: the message's; 3.x: a multi-format
+    /// payload's); `None` when the document does not say.
+    #[serde(default)]
+    pub schema_format: Option<String>,
+    /// The message `summary`, else its `title`, else the channel's `description`.
     pub summary: Option<String>,
-    /// The message's `payload` with every local `$ref` resolved: a self-contained schema. With
-    /// several distinct payloads, `{"oneOf": [...]}` of them. `None` when a message declares no
-    /// payload (it may then carry anything).
+    /// Whether the message (or, in 2.x, the operation carrying it) says `deprecated: true`.
+    #[serde(default)]
+    pub deprecated: bool,
+    /// The message's `payload` with every local `$ref` resolved: a self-contained schema. A
+    /// payload in another format than JSON Schema is `{"schemaFormat": ..., "schema": ...}`.
+    /// `None` when the message declares no payload (it may then carry anything).
     pub payload_schema: Option<serde_json::Value>,
 }
 
@@ -156,7 +188,13 @@ pub fn parse(data: &str, format: Option<SpecFormat>) -> Result<Spec, SpecError> 
         Major::V3 => catalog::v3::channels(&resolver, root)?,
     };
     security::check(&resolver, root, header.major)?;
-    let events = catalog::build(&mut resolver, channels, &header.info_version)?;
+    let default_content_type = catalog::optional_text(root, "", "defaultContentType")?;
+    let events = catalog::build(
+        &mut resolver,
+        channels,
+        &header.info_version,
+        default_content_type,
+    )?;
     Ok(Spec {
         format: decoded.format,
         asyncapi_version: header.asyncapi_version,

@@ -58,7 +58,8 @@ const DOCUMENTS: [Document; 8] = [
         file: "logistics-2.6.yaml",
         format: "YAML",
         events: &[
-            ("shipment.status.v1", "v1"),
+            ("ShipmentDispatched", "2.0.0"),
+            ("ShipmentDelivered", "2.0.0"),
             ("depot.scan.v3", "v3"),
             ("shipment.label.v1", "v1"),
         ],
@@ -76,7 +77,8 @@ const DOCUMENTS: [Document; 8] = [
         file: "chat-3.0.json",
         format: "JSON",
         events: &[
-            ("room.activity.v1", "v1"),
+            ("posted", "2025.3"),
+            ("edited", "2025.3"),
             ("presence", "2025.3"),
             ("attachments.uploaded.v2", "v2"),
         ],

@@ -17,8 +17,11 @@ use crate::resolve::{Located, Resolver};
 
 /// A channel that carries at least one message.
 pub(crate) struct Channel<'d> {
-    /// The event type's name: the channel's key (2.x) or address (3.0).
+    /// The channel's name: its key (2.x) or address (3.x; its key when it has none). The event
+    /// type's name when the channel carries one message and shares its address with no other.
     pub(crate) name: String,
+    /// Its key under `channels`.
+    pub(crate) key: String,
     /// Where the channel is declared (its key under `channels`).
     pub(crate) path: String,
     pub(crate) description: Option<&'d str>,
@@ -30,8 +33,18 @@ pub(crate) struct Channel<'d> {
 pub(crate) struct Message<'d> {
     /// Where the message object really is (after following `$ref`s).
     pub(crate) path: String,
+    /// Where the channel lists it (before following `$ref`s): where to point at a name clash.
+    pub(crate) listed_at: String,
+    /// Its name: the key in the channel's `messages` (3.x), else `messageId`, else `name`.
+    pub(crate) id: Option<String>,
     pub(crate) summary: Option<&'d str>,
     pub(crate) title: Option<&'d str>,
+    /// `contentType`.
+    pub(crate) content_type: Option<&'d str>,
+    /// `deprecated: true` on the message (or, in 2.x, on the operation that carries it).
+    pub(crate) deprecated: bool,
+    /// The `headers` schema and where it is.
+    pub(crate) headers: Option<(&'d Node, String)>,
     /// The payload schema; `None` when the message declares no payload.
     pub(crate) payload: Option<Payload<'d>>,
 }
@@ -42,6 +55,8 @@ pub(crate) struct Payload<'d> {
     pub(crate) path: String,
     /// The `schemaFormat` when it is not JSON Schema (Avro, Protobuf, ...).
     pub(crate) foreign_format: Option<&'d str>,
+    /// The `schemaFormat` as written, JSON Schema or not.
+    pub(crate) format: Option<&'d str>,
 }
 
 /// How payloads are written in a version of the specification.
@@ -54,13 +69,16 @@ pub(crate) enum PayloadStyle {
 }
 
 impl<'d> Message<'d> {
-    /// Reads the message at `node` (a message object or a reference to one) at `path`.
+    /// Reads the message at `node` (a message object or a reference to one) at `path`. `key` is
+    /// its key in the channel's `messages` (3.x).
     pub(crate) fn read(
         resolver: &Resolver<'d>,
         node: &'d Node,
         path: &str,
+        key: Option<&str>,
         style: PayloadStyle,
     ) -> Result<Message<'d>, SpecError> {
+        let listed_at = path.to_owned();
         let (node, path) = resolver.deref(node, path)?;
         if node.as_object().is_none() {
             return Err(SpecError::new(
@@ -83,11 +101,36 @@ impl<'d> Message<'d> {
                 style,
             )?),
         };
+        let id = match key {
+            Some(key) => Some(key.to_owned()),
+            None => optional_text(node, &path, "messageId")?
+                .or(optional_text(node, &path, "name")?)
+                .map(str::to_owned),
+        };
+        let deprecated = match node.get("deprecated") {
+            None | Some(Node::Null) => false,
+            Some(Node::Bool(deprecated)) => *deprecated,
+            Some(other) => {
+                return Err(SpecError::new(
+                    pointer::child(&path, "deprecated"),
+                    format!("`deprecated` must be a boolean, found {}", other.kind()),
+                ));
+            }
+        };
+        let headers = match node.get("headers") {
+            None | Some(Node::Null) => None,
+            Some(headers) => Some((headers, pointer::child(&path, "headers"))),
+        };
         Ok(Message {
-            path,
+            content_type: optional_text(node, &path, "contentType")?,
+            listed_at,
+            id,
             summary,
             title,
+            deprecated,
+            headers,
             payload,
+            path,
         })
     }
 }
@@ -129,6 +172,7 @@ fn payload_schema<'d>(
             schema,
             path,
             foreign_format: format,
+            format,
         });
     }
     match schema {
@@ -136,6 +180,7 @@ fn payload_schema<'d>(
             schema,
             path,
             foreign_format: None,
+            format,
         }),
         other => Err(SpecError::new(
             path,
@@ -174,24 +219,22 @@ pub(crate) fn optional_text<'d>(
     }
 }
 
-/// Turns channels into event types. `info_version` versions names without a `.v<N>` suffix.
+/// Turns channels into event types (see [`EventType`] for the naming rules). `info_version`
+/// versions names without a `.v<N>` suffix; `default_content_type` is the document's
+/// `defaultContentType`.
 pub(crate) fn build<'d>(
     resolver: &mut Resolver<'d>,
     channels: Vec<Channel<'d>>,
     info_version: &str,
+    default_content_type: Option<&str>,
 ) -> Result<Vec<EventType>, SpecError> {
-    let mut declared_at: HashMap<String, String> = HashMap::new();
+    let mut per_address: HashMap<String, usize> = HashMap::new();
+    for channel in &channels {
+        *per_address.entry(channel.name.clone()).or_default() += 1;
+    }
+    let mut names = Names::default();
     let mut events = Vec::with_capacity(channels.len());
     for mut channel in channels {
-        if let Some(first) = declared_at.get(&channel.name) {
-            return Err(SpecError::new(
-                &channel.path,
-                format!(
-                    "duplicate event type `{}`: channels {first} and {} both define it",
-                    channel.name, channel.path
-                ),
-            ));
-        }
         // Both operations of a 2.x channel often name the same message: it is one message.
         let mut seen = Vec::new();
         channel.messages.retain(|m| {
@@ -199,70 +242,182 @@ pub(crate) fn build<'d>(
             seen.push(m.path.clone());
             first
         });
-        let summary = first(&channel.messages, |m| m.summary)
-            .or_else(|| first(&channel.messages, |m| m.title))
-            .or(channel.description)
-            .map(str::to_owned);
-        let payload_schema = combined_payload(resolver, &channel.messages)?;
-        events.push(EventType {
-            version: version_of(&channel.name).unwrap_or(info_version).to_owned(),
-            name: channel.name.clone(),
-            summary,
-            payload_schema,
-        });
-        declared_at.insert(channel.name, channel.path);
+        let shared = per_address.get(&channel.name).copied().unwrap_or(0) > 1;
+        if let ([message], false) = (channel.messages.as_slice(), shared) {
+            names.claim(&channel.name, &channel.path, "channels")?;
+            let summary = message
+                .summary
+                .or(message.title)
+                .or(channel.description)
+                .map(str::to_owned);
+            let payload_schema = message_payload(resolver, message)?;
+            events.push(entry(
+                channel.name.clone(),
+                info_version,
+                &channel,
+                message,
+                summary,
+                payload_schema,
+                default_content_type,
+            ));
+            continue;
+        }
+        for message in &channel.messages {
+            let name = match ce_type(resolver, message)? {
+                Some(name) => name,
+                None => message.id.clone().ok_or_else(|| {
+                    SpecError::new(
+                        &message.listed_at,
+                        format!(
+                            "this message needs a name: channel `{}` {}, so each of its \
+                             messages is an event type of its own, named by its `ce-type` \
+                             header's `const`, else its `messageId`, else its `name`",
+                            channel.name,
+                            if shared {
+                                "shares its address with another channel"
+                            } else {
+                                "carries several messages"
+                            }
+                        ),
+                    )
+                })?,
+            };
+            names.claim(&name, &message.listed_at, "messages")?;
+            let summary = message
+                .summary
+                .or(message.title)
+                .or(channel.description)
+                .map(str::to_owned);
+            let payload_schema = message_payload(resolver, message)?;
+            events.push(entry(
+                name,
+                info_version,
+                &channel,
+                message,
+                summary,
+                payload_schema,
+                default_content_type,
+            ));
+        }
     }
     Ok(events)
 }
 
-fn first<'d>(
-    messages: &[Message<'d>],
-    field: impl Fn(&Message<'d>) -> Option<&'d str>,
-) -> Option<&'d str> {
-    messages.iter().find_map(field)
+/// The event type named `name` for `message` of `channel`.
+fn entry(
+    name: String,
+    info_version: &str,
+    channel: &Channel<'_>,
+    message: &Message<'_>,
+    summary: Option<String>,
+    payload_schema: Option<Value>,
+    default_content_type: Option<&str>,
+) -> EventType {
+    EventType {
+        version: version_of(&name).unwrap_or(info_version).to_owned(),
+        name,
+        channel: Some(channel.key.clone()),
+        message: message.id.clone(),
+        content_type: message
+            .content_type
+            .or(default_content_type)
+            .map(str::to_owned),
+        schema_format: message
+            .payload
+            .as_ref()
+            .and_then(|p| p.format)
+            .map(str::to_owned),
+        summary,
+        deprecated: message.deprecated,
+        payload_schema,
+    }
 }
 
-/// The payload schema of an event with these messages: the one message's payload, or `oneOf`
-/// the distinct payloads of several. A payload in another format than JSON Schema is given as
-/// `{"schemaFormat": ..., "schema": ...}`.
-///
-/// A message without a payload may carry anything, so an event with one has no schema at all
-/// (`None`) rather than a `oneOf` that the other payloads would wrongly narrow. Identical
-/// payloads are listed once, since `oneOf` rejects a value that matches two branches.
-fn combined_payload<'d>(
-    resolver: &mut Resolver<'d>,
-    messages: &[Message<'d>],
-) -> Result<Option<Value>, SpecError> {
-    let mut payloads: Vec<Value> = Vec::with_capacity(messages.len());
-    let mut unconstrained = false;
-    for message in messages {
-        let Some(Payload {
-            schema,
-            path,
-            foreign_format,
-        }) = &message.payload
-        else {
-            unconstrained = true;
+/// The event type names given out so far, and where.
+#[derive(Default)]
+struct Names(HashMap<String, String>);
+
+impl Names {
+    /// Gives `name` to what is at `path` (a channel or a message: `what`), unless it is taken.
+    fn claim(&mut self, name: &str, path: &str, what: &str) -> Result<(), SpecError> {
+        if let Some(first) = self.0.get(name) {
+            return Err(SpecError::new(
+                path,
+                format!(
+                    "duplicate event type `{name}`: {what} {first} and {path} both define it; \
+                     event types must have distinct names"
+                ),
+            ));
+        }
+        self.0.insert(name.to_owned(), path.to_owned());
+        Ok(())
+    }
+}
+
+/// The CloudEvents `type` a message's `headers` schema states: the `const` (or the only `enum`
+/// value) of its `ce-type` or `ce_type` property (the CloudEvents Kafka and AMQP bindings'
+/// header names).
+fn ce_type<'d>(
+    resolver: &Resolver<'d>,
+    message: &Message<'d>,
+) -> Result<Option<String>, SpecError> {
+    let Some((headers, path)) = &message.headers else {
+        return Ok(None);
+    };
+    let (mut headers, mut path) = resolver.deref(headers, path)?;
+    // 3.x: a multi-format schema object.
+    if headers.get("schemaFormat").is_some()
+        && let Some(schema) = headers.get("schema")
+    {
+        (headers, path) = resolver.deref(schema, &pointer::child(&path, "schema"))?;
+    }
+    let Some(properties) = headers.get("properties") else {
+        return Ok(None);
+    };
+    let (properties, path) = resolver.deref(properties, &pointer::child(&path, "properties"))?;
+    for key in ["ce-type", "ce_type"] {
+        let Some(property) = properties.get(key) else {
             continue;
         };
-        let at = Located { node: schema, path };
-        // Expanded even when unused, so that a broken `$ref` is reported either way.
-        let payload = match foreign_format {
-            None => resolver.expand(at)?,
-            // Kept in AsyncAPI 3's multi-format shape: it says what the schema is, and a JSON
-            // Schema validator reads the object as "anything goes" instead of failing on it.
-            Some(format) => json!({ "schemaFormat": format, "schema": resolver.copy(at)? }),
+        let (property, _) = resolver.deref(property, &pointer::child(&path, key))?;
+        let stated = match (property.get("const"), property.get("enum")) {
+            (Some(Node::String(value)), _) => Some(value),
+            (_, Some(Node::Array(values))) => match values.as_slice() {
+                [Node::String(value)] => Some(value),
+                _ => None,
+            },
+            _ => None,
         };
-        if !payloads.contains(&payload) {
-            payloads.push(payload);
+        if let Some(value) = stated.map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            return Ok(Some(value.to_owned()));
         }
     }
-    Ok(match payloads.len() {
-        _ if unconstrained => None,
-        0 => None,
-        1 => payloads.pop(),
-        _ => Some(json!({ "oneOf": payloads })),
-    })
+    Ok(None)
+}
+
+/// The payload schema of a message's event type: its payload with local `$ref`s resolved, or
+/// `None` when it declares none (it may then carry anything). A payload in another format than
+/// JSON Schema is given as `{"schemaFormat": ..., "schema": ...}`.
+fn message_payload<'d>(
+    resolver: &mut Resolver<'d>,
+    message: &Message<'d>,
+) -> Result<Option<Value>, SpecError> {
+    let Some(Payload {
+        schema,
+        path,
+        foreign_format,
+        ..
+    }) = &message.payload
+    else {
+        return Ok(None);
+    };
+    let at = Located { node: schema, path };
+    Ok(Some(match foreign_format {
+        None => resolver.expand(at)?,
+        // Kept in AsyncAPI 3's multi-format shape: it says what the schema is, and a JSON
+        // Schema validator reads the object as "anything goes" instead of failing on it.
+        Some(format) => json!({ "schemaFormat": format, "schema": resolver.copy(at)? }),
+    }))
 }
 
 /// The version in an event name's trailing `.v<N>` segment: `order.created.v1` → `v1`.

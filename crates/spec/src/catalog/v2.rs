@@ -52,6 +52,7 @@ pub(crate) fn channels<'d>(
         if !messages.is_empty() {
             found.push(Channel {
                 name: name.clone(),
+                key: name.clone(),
                 description: optional_text(item, &item_path, "description")?,
                 path,
                 messages,
@@ -84,14 +85,29 @@ fn operation_messages<'d>(
     let Some(message) = op.get("message") else {
         return Ok(Vec::new());
     };
+    let deprecated = match op.get("deprecated") {
+        None | Some(Node::Null) => false,
+        Some(Node::Bool(deprecated)) => *deprecated,
+        Some(other) => {
+            return Err(SpecError::new(
+                pointer::child(&op_path, "deprecated"),
+                format!("`deprecated` must be a boolean, found {}", other.kind()),
+            ));
+        }
+    };
+    let mark = |mut message: Message<'d>| {
+        message.deprecated |= deprecated;
+        message
+    };
     let (message, message_path) = resolver.deref(message, &pointer::child(&op_path, "message"))?;
     let Some(alternatives) = message.get("oneOf") else {
-        return Ok(vec![Message::read(
+        return Ok(vec![mark(Message::read(
             resolver,
             message,
             &message_path,
+            None,
             PayloadStyle::SchemaFormatOnMessage,
-        )?]);
+        )?)]);
     };
     let list_path = pointer::child(&message_path, "oneOf");
     match alternatives {
@@ -103,8 +119,10 @@ fn operation_messages<'d>(
                     resolver,
                     alternative,
                     &pointer::child(&list_path, i.to_string()),
+                    None,
                     PayloadStyle::SchemaFormatOnMessage,
                 )
+                .map(mark)
             })
             .collect(),
         Node::Array(_) => Err(SpecError::new(

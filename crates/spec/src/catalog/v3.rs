@@ -52,6 +52,7 @@ pub(crate) fn channels<'d>(
                 resolver,
                 message,
                 &pointer::child(&messages_path, message_id),
+                Some(message_id),
                 PayloadStyle::MultiFormat,
             )
         })
@@ -59,6 +60,7 @@ pub(crate) fn channels<'d>(
         if !messages.is_empty() {
             found.push(Channel {
                 name,
+                key: id.clone(),
                 description: optional_text(channel, &channel_path, "description")?,
                 path,
                 messages,

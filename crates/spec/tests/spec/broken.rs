@@ -688,7 +688,8 @@ fn remote_refs_are_not_supported() -> anyhow::Result<()> {
 }
 
 #[test]
-fn duplicate_event_names_name_both_channels() -> anyhow::Result<()> {
+fn channels_on_one_address_whose_messages_share_a_name_clash_at_the_second_message()
+-> anyhow::Result<()> {
     let text = r#"
 asyncapi: 3.0.0
 info: {title: T, version: '1'}
@@ -703,9 +704,10 @@ channels:
     assert_eq!(
         problem(text)?,
         at(
-            "/channels/createdAgain",
-            "duplicate event type `order.created.v1`: channels /channels/created and \
-             /channels/createdAgain both define it"
+            "/channels/createdAgain/messages/m",
+            "duplicate event type `m`: messages /channels/created/messages/m and \
+             /channels/createdAgain/messages/m both define it; event types must have distinct \
+             names"
         )
     );
     Ok(())

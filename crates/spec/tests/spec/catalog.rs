@@ -114,16 +114,18 @@ fn asyncapi_2_3_json_resolves_component_messages_and_nested_schemas() -> anyhow:
 }
 
 #[test]
-fn asyncapi_2_6_one_of_messages_become_one_of_payloads() -> anyhow::Result<()> {
+fn asyncapi_2_6_one_of_messages_become_one_event_type_each_named_by_message_name()
+-> anyhow::Result<()> {
     let spec = parse(&fixture("logistics-2.6.yaml")?, None)?;
     assert_eq!(
         rows(&spec),
         [
             (
-                "shipment.status.v1",
-                "v1",
+                "ShipmentDispatched",
+                "2.0.0",
                 Some("The shipment left the sender's depot.")
             ),
+            ("ShipmentDelivered", "2.0.0", Some("Shipment delivered")),
             (
                 "depot.scan.v3",
                 "v3",
@@ -147,14 +149,33 @@ fn asyncapi_2_6_one_of_messages_become_one_of_payloads() -> anyhow::Result<()> {
             "location": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
         }
     });
+    let channels: Vec<_> = spec
+        .events
+        .iter()
+        .map(|e| (e.channel.as_deref(), e.message.as_deref()))
+        .collect();
     assert_eq!(
-        payload(&spec, "shipment.status.v1")?,
-        &json!({"oneOf": [
+        channels,
+        [
+            (Some("shipment.status.v1"), Some("ShipmentDispatched")),
+            (Some("shipment.status.v1"), Some("ShipmentDelivered")),
+            (Some("depot.scan.v3"), None),
+            (Some("shipment.label.v1"), None),
+        ]
+    );
+    assert_eq!(
+        payload(&spec, "ShipmentDispatched")?,
+        &json!(
             {
                 "type": "object",
                 "required": ["trackingNumber", "from"],
                 "properties": {"trackingNumber": tracking_number, "from": address}
-            },
+            }
+        )
+    );
+    assert_eq!(
+        payload(&spec, "ShipmentDelivered")?,
+        &json!(
             {
                 "type": "object",
                 "required": ["trackingNumber", "to"],
@@ -168,7 +189,7 @@ fn asyncapi_2_6_one_of_messages_become_one_of_payloads() -> anyhow::Result<()> {
                     "to": {"$ref": "not a reference, just an example value"}
                 }]
             }
-        ]})
+        )
     );
     Ok(())
 }
@@ -264,25 +285,28 @@ fn asyncapi_3_0_names_events_by_address_else_by_channel_id() -> anyhow::Result<(
 }
 
 #[test]
-fn asyncapi_3_0_json_channels_with_several_messages_get_one_of() -> anyhow::Result<()> {
+fn asyncapi_3_0_json_channels_with_several_messages_get_one_event_type_per_message()
+-> anyhow::Result<()> {
     let spec = parse(&fixture("chat-3.0.json")?, None)?;
     assert_eq!(spec.format, SpecFormat::Json);
     assert_eq!(
         rows(&spec),
         [
-            (
-                "room.activity.v1",
-                "v1",
-                Some("A message was posted in a room.")
-            ),
+            ("posted", "2025.3", Some("A message was posted in a room.")),
+            ("edited", "2025.3", Some("A message was edited.")),
             ("presence", "2025.3", Some("A user went online or offline.")),
             ("attachments.uploaded.v2", "v2", Some("Attachment uploaded")),
         ]
     );
     let user_id = json!({"type": "string", "format": "uuid"});
     assert_eq!(
-        payload(&spec, "room.activity.v1")?,
-        &json!({"oneOf": [
+        event(&spec, "posted")?.channel.as_deref(),
+        Some("room.activity.v1")
+    );
+    assert_eq!(event(&spec, "edited")?.message.as_deref(), Some("edited"));
+    assert_eq!(
+        payload(&spec, "posted")?,
+        &json!(
             {
                 "type": "object",
                 "required": ["roomId", "author", "text"],
@@ -291,7 +315,12 @@ fn asyncapi_3_0_json_channels_with_several_messages_get_one_of() -> anyhow::Resu
                     "author": user_id,
                     "text": {"type": "string", "maxLength": 4000}
                 }
-            },
+            }
+        )
+    );
+    assert_eq!(
+        payload(&spec, "edited")?,
+        &json!(
             {
                 "type": "object",
                 "required": ["messageId", "text"],
@@ -300,7 +329,7 @@ fn asyncapi_3_0_json_channels_with_several_messages_get_one_of() -> anyhow::Resu
                     "text": {"type": "string", "maxLength": 4000}
                 }
             }
-        ]})
+        )
     );
     // A JSON Schema inside a multi-format schema object is unwrapped.
     assert_eq!(
@@ -501,7 +530,7 @@ fn a_message_without_payload_leaves_the_event_unconstrained() -> anyhow::Result<
     let spec = parse(&fixture("crm-unversioned-2.2.yaml")?, None)?;
     assert_eq!(event(&spec, "contact.deleted")?.payload_schema, None);
 
-    // One payload-less message among several: any payload may be that message.
+    // One payload-less message among several: that message's event type is unconstrained.
     let spec = parse(
         r#"
 asyncapi: 3.0.0
@@ -514,12 +543,13 @@ channels:
 "#,
         None,
     )?;
-    assert_eq!(event(&spec, "jobs")?.payload_schema, None);
+    assert_eq!(event(&spec, "ping")?.payload_schema, None);
+    assert_eq!(payload(&spec, "started")?, &json!({"type": "object"}));
     Ok(())
 }
 
 #[test]
-fn identical_payloads_of_several_messages_are_listed_once() -> anyhow::Result<()> {
+fn messages_of_one_channel_may_share_a_payload_schema() -> anyhow::Result<()> {
     let spec = parse(
         r#"
 asyncapi: 3.0.0
@@ -535,7 +565,8 @@ components:
 "#,
         None,
     )?;
-    assert_eq!(payload(&spec, "prices")?, &json!({"type": "number"}));
+    assert_eq!(payload(&spec, "raised")?, &json!({"type": "number"}));
+    assert_eq!(payload(&spec, "lowered")?, &json!({"type": "number"}));
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 mod broken;
 mod catalog;
+mod naming;
 
 use std::path::Path;
 
