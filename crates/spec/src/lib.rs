@@ -36,6 +36,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bundle;
 mod catalog;
 mod error;
 mod header;
@@ -50,6 +51,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use bundle::{BundleLimits, Bundled, FILES_KEY, Files, MAX_FILE_DEPTH, MAX_FILES, bundle};
 pub use error::SpecError;
 
 use header::Major;
@@ -178,6 +180,9 @@ pub fn parse(data: &str, format: Option<SpecFormat>) -> Result<Spec, SpecError> 
     let decoded = text::decode(data, format)?;
     let root = &decoded.root;
     let header = header::read(root)?;
+    if let Some((path, reference)) = bundle::external_ref(root) {
+        return Err(SpecError::new(path, bundle::unbundled_ref(&reference)));
+    }
     let budget = decoded
         .values
         .saturating_mul(4)

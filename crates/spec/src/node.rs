@@ -103,6 +103,20 @@ impl Node {
     }
 }
 
+/// Written in document order (a bundled document keeps its members where they were).
+impl serde::Serialize for Node {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Null => serializer.serialize_unit(),
+            Node::Bool(b) => serializer.serialize_bool(*b),
+            Node::Number(n) => serde::Serialize::serialize(n, serializer),
+            Node::String(s) => serializer.serialize_str(s),
+            Node::Array(items) => serializer.collect_seq(items),
+            Node::Object(members) => serializer.collect_map(members),
+        }
+    }
+}
+
 /// Builds one [`Node`], charging the shared budget and tracking depth.
 #[derive(Clone, Copy)]
 struct NodeSeed<'b> {

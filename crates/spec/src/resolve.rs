@@ -168,13 +168,7 @@ impl<'d> Resolver<'d> {
         let tokens = match Reference::parse(reference) {
             Reference::Local(tokens) => tokens,
             Reference::Remote => {
-                return Err(SpecError::new(
-                    at,
-                    format!(
-                        "remote $ref `{reference}` is not supported: a spec must be \
-                         self-contained (refer to `#/components/...` instead)"
-                    ),
-                ));
+                return Err(SpecError::new(at, crate::bundle::unbundled_ref(reference)));
             }
             Reference::Malformed => {
                 return Err(SpecError::new(

@@ -52,6 +52,21 @@ pub(crate) fn decode(data: &str, format: Option<SpecFormat>) -> Result<Decoded, 
     })
 }
 
+/// `data` as text: it must be UTF-8 (a leading byte-order mark is fine).
+pub(crate) fn utf8(data: &[u8]) -> Result<&str, SpecError> {
+    if data.starts_with(&[0xFF, 0xFE]) || data.starts_with(&[0xFE, 0xFF]) {
+        return Err(SpecError::document(
+            "the document is UTF-16 encoded: send it as UTF-8",
+        ));
+    }
+    std::str::from_utf8(data).map_err(|e| {
+        SpecError::document(format!(
+            "the document is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })
+}
+
 fn json(data: &str, budget: usize) -> Result<(Node, usize), SpecError> {
     let mut deserializer = serde_json::Deserializer::from_str(data);
     let parsed = Node::read(&mut deserializer, budget).and_then(|node| {

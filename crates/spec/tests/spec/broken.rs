@@ -669,7 +669,7 @@ fn a_ref_cycle_between_messages_is_rejected() -> anyhow::Result<()> {
 }
 
 #[test]
-fn remote_refs_are_not_supported() -> anyhow::Result<()> {
+fn refs_to_other_files_in_an_inline_document_say_to_register_it_by_url() -> anyhow::Result<()> {
     let text = v2_with_channels(concat!(
         "  orders.v1:\n",
         "    subscribe:\n",
@@ -680,8 +680,10 @@ fn remote_refs_are_not_supported() -> anyhow::Result<()> {
         problem(&text)?,
         at(
             "/channels/orders.v1/subscribe/message/payload/$ref",
-            "remote $ref `https://schemas.example.com/order.json` is not supported: a spec must \
-             be self-contained (refer to `#/components/...` instead)"
+            "$ref `https://schemas.example.com/order.json` refers to another file, which a \
+             document given inline cannot: register the document by URL (spec.fetchRequest) so \
+             that its relative references are resolved against it, or refer to \
+             `#/components/...` in this document"
         )
     );
     Ok(())
