@@ -17,6 +17,11 @@
 //!   `<event-type>.<event-type-version>`, or the entry named `<event-type>` whose version is
 //!   `<event-type-version>`.
 //!
+//! - An entry named by a channel address with parameters (`shop.{region}.order.created.v1`)
+//!   matches, by the rules above, a type where each `{param}` is one non-empty segment without
+//!   `.` or `/` (`shop.eu.order.created.v1`). Names are compared exactly first: an entry named
+//!   exactly like the type wins over a parameterised one.
+//!
 //! When nothing matches but entries of the same event in other versions exist, the message lists
 //! the registered versions.
 //!
@@ -164,6 +169,46 @@ fn matches(entry: &CatalogEntry, type_name: &str, version: Option<&str>) -> bool
     }
 }
 
+/// Whether `entry`, named by a channel address with parameters (`shop.{region}.order.created.v1`),
+/// is what (`type_name`, `version`) names, by the rules of [`matches`] with each `{param}`
+/// standing for one segment (see [`address_matches`]).
+fn matches_address(entry: &CatalogEntry, type_name: &str, version: Option<&str>) -> bool {
+    if !entry.name.contains('{') {
+        return false;
+    }
+    match version {
+        None => {
+            address_matches(&entry.name, type_name)
+                || type_name.rsplit_once('.').is_some_and(|(base, v)| {
+                    v == entry.version && address_matches(&entry.name, base)
+                })
+        }
+        Some(version) => {
+            (entry.version == version && address_matches(&entry.name, type_name))
+                || address_matches(&entry.name, &format!("{type_name}.{version}"))
+        }
+    }
+}
+
+/// Whether `name` fits the channel address `address`, where each `{param}` matches one
+/// non-empty segment: characters other than `.` and `/`.
+fn address_matches(address: &str, name: &str) -> bool {
+    let Some((literal, after)) = address.split_once('{') else {
+        return address == name;
+    };
+    let Some((_, rest)) = after.split_once('}') else {
+        return address == name;
+    };
+    let Some(name) = name.strip_prefix(literal) else {
+        return false;
+    };
+    let segment = name.find(['.', '/']).unwrap_or(name.len());
+    name[..segment]
+        .char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .any(|end| address_matches(rest, &name[end..]))
+}
+
 /// The entries of the same event in other versions: for a CloudEvent, the entries whose name
 /// differs from `type_name` only in its last segment (or equals it without that segment); for a
 /// legacy event, the entries named `<event-type>` or `<event-type>.<something>`.
@@ -211,6 +256,11 @@ fn find_index(
     if let Some(index) = entries
         .iter()
         .position(|entry| matches(entry, type_name, version))
+        .or_else(|| {
+            entries
+                .iter()
+                .position(|entry| matches_address(entry, type_name, version))
+        })
     {
         return Ok(index);
     }
@@ -500,6 +550,64 @@ mod tests {
 
     fn fields(err: &CatalogError) -> Vec<&str> {
         err.details().iter().map(|d| d.field.as_str()).collect()
+    }
+
+    #[test]
+    fn parameterised_addresses_match_one_segment_per_parameter() -> Result<(), CatalogError> {
+        let entries = vec![
+            entry("shop.{region}.order.created.v1", "v1", Some(order_schema())),
+            entry("shop.eu.order.created.v1", "v1", None),
+            entry("fleet/{robot}/battery", "1.0", None),
+            entry("{tenant}.{kind}.changed", "v2", None),
+        ];
+        // An exact name wins over a parameterised one, wherever it is listed.
+        assert_eq!(
+            find(&entries, "shop.eu.order.created.v1", None)?.name,
+            "shop.eu.order.created.v1"
+        );
+        assert_eq!(
+            find(&entries, "shop.us.order.created.v1", None)?.name,
+            "shop.{region}.order.created.v1"
+        );
+        assert_eq!(find(&entries, "fleet/r2d2/battery", None)?.version, "1.0");
+        assert_eq!(
+            find(&entries, "acme.invoice.changed", None)?.name,
+            "{tenant}.{kind}.changed"
+        );
+        // With the version as a last segment, and as a legacy event-type-version.
+        assert_eq!(
+            find(&entries, "acme.invoice.changed.v2", None)?.name,
+            "{tenant}.{kind}.changed"
+        );
+        assert_eq!(
+            find(&entries, "shop.us.order.created", Some("v1"))?.name,
+            "shop.{region}.order.created.v1"
+        );
+        assert_eq!(
+            find(&entries, "fleet/r2d2/battery", Some("1.0"))?.name,
+            "fleet/{robot}/battery"
+        );
+        // A parameter is one non-empty segment: no dots, no slashes, not empty.
+        for not_matching in [
+            "shop.us.west.order.created.v1",
+            "shop..order.created.v1",
+            "shop.order.created.v1",
+            "fleet/a/b/battery",
+            "fleet//battery",
+            "acme.invoice.changed.v3",
+        ] {
+            assert!(
+                find(&entries, not_matching, None).is_err(),
+                "{not_matching}"
+            );
+        }
+        // The entry's schema applies to the events its address matches.
+        let mut catalog = Catalog::new(&entries);
+        let err = catalog
+            .validate(&event("shop.us.order.created.v1", json!({})), None)
+            .unwrap_err();
+        assert_eq!(fields(&err), ["/data"]);
+        Ok(())
     }
 
     #[test]
