@@ -31,13 +31,41 @@ const NOT_FETCHED_DATA_GIVEN: &str =
 
 // ---- output ---------------------------------------------------------------------------------
 
-/// One event type of an API's catalog, derived from its spec: every channel that carries a
-/// message.
+/// One event type of an API's catalog, derived from its spec: every message a channel carries.
 #[Object(name = "EventType")]
 impl CatalogEvent {
-    /// The channel name (AsyncAPI 2.x) or the channel's address, else its key (3.0).
+    /// The event type's name. A channel with one message: the channel's name (AsyncAPI 2.x) or
+    /// address, else its key (3.x). A channel with several messages, or sharing its address with
+    /// another: the message's CloudEvents type (a `ce-type` header's `const`), else its name.
     async fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The key under `channels` of the channel that carries the message (2.x: its name; 3.x: its
+    /// id).
+    async fn channel(&self) -> Option<&str> {
+        self.channel.as_deref()
+    }
+
+    /// The message's name: its key in the channel's `messages` (3.x), else its `messageId`,
+    /// else its `name` (2.x).
+    async fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// The message's `contentType`, else the spec's `defaultContentType`.
+    async fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
+    }
+
+    /// The payload's `schemaFormat`, when the spec states one.
+    async fn schema_format(&self) -> Option<&str> {
+        self.schema_format.as_deref()
+    }
+
+    /// Whether the spec marks the message (or its 2.x operation) `deprecated`.
+    async fn deprecated(&self) -> bool {
+        self.deprecated
     }
 
     /// The trailing `.v<N>` of the name (`v1`) when present, else the spec's `info.version`.
@@ -433,7 +461,12 @@ fn derive_catalog(
         .map(|event| CatalogEvent {
             name: event.name,
             version: event.version,
+            channel: event.channel,
+            message: event.message,
+            content_type: event.content_type,
+            schema_format: event.schema_format,
             summary: event.summary,
+            deprecated: event.deprecated,
             payload_schema: event.payload_schema,
         })
         .collect();

@@ -173,7 +173,18 @@ pub(crate) struct ExternalSubscription {
 pub(crate) struct CatalogEvent {
     pub name: String,
     pub version: String,
+    /// The rest is absent from catalogs stored before it was recorded.
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub schema_format: Option<String>,
     pub summary: Option<String>,
+    #[serde(default)]
+    pub deprecated: bool,
     pub payload_schema: Option<serde_json::Value>,
 }
 
@@ -225,4 +236,32 @@ pub(crate) struct WebhookRecord {
     pub auth: Option<Auth>,
     pub last_delivery: Option<LastDelivery>,
     pub created_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_events_stored_before_channel_and_message_were_recorded_still_load()
+    -> Result<(), serde_json::Error> {
+        let stored = r#"{"name": "order.created.v1", "version": "v1", "summary": null,
+            "payload_schema": {"type": "object"}}"#;
+        let event: CatalogEvent = serde_json::from_str(stored)?;
+        assert_eq!(
+            (
+                event.channel,
+                event.message,
+                event.content_type,
+                event.schema_format
+            ),
+            (None, None, None, None)
+        );
+        assert!(!event.deprecated);
+        assert_eq!(
+            event.payload_schema,
+            Some(serde_json::json!({"type": "object"}))
+        );
+        Ok(())
+    }
 }
