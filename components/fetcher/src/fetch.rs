@@ -5,7 +5,7 @@ use std::time::Duration;
 use eventplane_core::{KvStore, TenantId};
 use eventplane_outbound::fetch::{self as rules, FetchedFormat};
 use eventplane_outbound::redirect::{self, MAX_REDIRECTS};
-use eventplane_outbound::{FetchJob, FetchLimits, FetchMode, FetchOutcome};
+use eventplane_outbound::{FetchJob, FetchLimits, FetchMode, FetchOutcome, RequestAuth};
 use eventplane_spec as spec;
 use eventplane_spin::client::{self, CallError};
 use eventplane_spin::timer::timeout;
@@ -35,12 +35,85 @@ async fn fetch(
     job: &FetchJob,
     limits: FetchLimits,
 ) -> Result<FetchOutcome, String> {
-    let (mut url, auth_headers) = match &job.auth {
+    let body = get(store, tenant, job.auth.as_ref(), &job.url, limits).await?;
+    if body.len() > limits.spec_max_bytes {
+        return Err(rules::spec_too_large(
+            body.len(),
+            limits.spec_max_bytes,
+            &job.url,
+        ));
+    }
+    let declared = job.format.map(|format| match format {
+        FetchedFormat::Json => spec::SpecFormat::Json,
+        FetchedFormat::Yaml => spec::SpecFormat::Yaml,
+    });
+    // The files the document refers to come through the same fetcher, allow-list, credentials
+    // (on the document's origin only), deadline (the whole job's) and size limits; together
+    // they may hold spec_max_bytes.
+    let files = JobFiles {
+        store,
+        tenant,
+        job,
+        limits,
+    };
+    let bundle_limits = spec::BundleLimits::with_total_bytes(limits.spec_max_bytes);
+    let bundled = spec::bundle(&job.url, &body, declared, &files, bundle_limits)
+        .await
+        .map_err(|e| rules::invalid_document(&e.to_string(), &job.url))?;
+    if bundled.text.len() > limits.spec_max_bytes {
+        return Err(rules::spec_too_large(
+            bundled.text.len(),
+            limits.spec_max_bytes,
+            &job.url,
+        ));
+    }
+    let parsed = spec::parse(&bundled.text, Some(bundled.format))
+        .map_err(|e| rules::invalid_document(&e.to_string(), &job.url))?;
+    let format = match parsed.format {
+        spec::SpecFormat::Json => FetchedFormat::Json,
+        spec::SpecFormat::Yaml => FetchedFormat::Yaml,
+    };
+    Ok(FetchOutcome::Succeeded {
+        data: bundled.text,
+        format,
+    })
+}
+
+/// The files a job's document refers to, fetched like the document.
+struct JobFiles<'a> {
+    store: &'a dyn KvStore,
+    tenant: &'a TenantId,
+    job: &'a FetchJob,
+    limits: FetchLimits,
+}
+
+impl spec::Files for JobFiles<'_> {
+    async fn load(&self, url: &str) -> Result<Vec<u8>, String> {
+        // The job's credentials go only to the origin they were given for.
+        let auth = self
+            .job
+            .auth
+            .as_ref()
+            .filter(|_| origin_matches(url, origin(&self.job.url)));
+        get(self.store, self.tenant, auth, url, self.limits).await
+    }
+}
+
+/// The body at `url`, fetched with `auth`, following redirects: a 2xx answer of acceptable
+/// content, at most `fetch_max_bytes` long.
+async fn get(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    auth: Option<&RequestAuth>,
+    start: &str,
+    limits: FetchLimits,
+) -> Result<Vec<u8>, String> {
+    let (mut url, auth_headers) = match auth {
         Some(auth) => {
-            let authorized = client::authorize(store, tenant, auth, &job.url).await?;
+            let authorized = client::authorize(store, tenant, auth, start).await?;
             (authorized.url, authorized.headers)
         }
-        None => (job.url.clone(), Vec::new()),
+        None => (start.to_owned(), Vec::new()),
     };
     let origin = origin(&url).to_owned();
     let mut redirects = 0;
@@ -63,7 +136,7 @@ async fn fetch(
             break reply;
         }
         if redirects == MAX_REDIRECTS {
-            return Err(rules::too_many_redirects(&job.url));
+            return Err(rules::too_many_redirects(start));
         }
         let location = reply
             .header("location")
@@ -75,29 +148,7 @@ async fn fetch(
         return Err(rules::http_status(reply.status, &url));
     }
     rules::check_content_type(reply.header("content-type"), &url)?;
-    if reply.body.len() > limits.spec_max_bytes {
-        return Err(rules::spec_too_large(
-            reply.body.len(),
-            limits.spec_max_bytes,
-            &url,
-        ));
-    }
-    let declared = job.format.map(|format| match format {
-        FetchedFormat::Json => spec::SpecFormat::Json,
-        FetchedFormat::Yaml => spec::SpecFormat::Yaml,
-    });
-    let parsed = spec::parse_bytes(&reply.body, declared)
-        .map_err(|e| rules::invalid_document(&e.to_string(), &url))?;
-    let format = match parsed.format {
-        spec::SpecFormat::Json => FetchedFormat::Json,
-        spec::SpecFormat::Yaml => FetchedFormat::Yaml,
-    };
-    // parse_bytes accepted it, so it is UTF-8; a byte-order mark is not part of the text.
-    let text = String::from_utf8_lossy(&reply.body);
-    Ok(FetchOutcome::Succeeded {
-        data: text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned(),
-        format,
-    })
+    Ok(reply.body)
 }
 
 fn call_error(error: CallError, redirected: bool) -> String {

@@ -480,3 +480,229 @@ e2e_test! {
         r.stop().await
     }
 }
+
+/// A document split across files (issue 21): the root in `/apis/shop/`, its messages in
+/// `/common/` (reached with `../../`), the schemas next to the messages; plus variants that
+/// fail. Every file is served behind the same Basic credential.
+fn split_files(path: &str) -> Option<String> {
+    let text = match path {
+        "/apis/shop/asyncapi.yaml" => concat!(
+            "asyncapi: 2.6.0\n",
+            "info: {title: Shop, version: '1.0.0'}\n",
+            "channels:\n",
+            "  order.created.v1:\n",
+            "    subscribe:\n",
+            "      message: {$ref: '../../common/messages.yaml#/components/messages/OrderCreated'}\n",
+            "  order.paid.v1:\n",
+            "    subscribe:\n",
+            "      message: {payload: {$ref: 'money.json#/Money'}}\n",
+            "components:\n",
+            "  schemas:\n",
+            "    OrderId: {type: string}\n",
+        ),
+        // Refers back to the root's component: a cycle of files that resolves.
+        "/common/messages.yaml" => concat!(
+            "components:\n",
+            "  messages:\n",
+            "    OrderCreated:\n",
+            "      summary: An order was placed.\n",
+            "      payload:\n",
+            "        type: object\n",
+            "        properties:\n",
+            "          id: {$ref: '../apis/shop/asyncapi.yaml#/components/schemas/OrderId'}\n",
+            "          total: {$ref: 'schemas/money.yaml#/Money'}\n",
+        ),
+        "/common/schemas/money.yaml" => "Money: {type: number, minimum: 0}\n",
+        "/apis/shop/money.json" => {
+            r#"{"Money": {"type": "string", "pattern": "^[0-9]+\\.[0-9]{2}$"}}"#
+        }
+        "/broken/missing.yaml" => concat!(
+            "asyncapi: 2.6.0\ninfo: {title: Shop, version: '1'}\nchannels:\n",
+            "  order.created.v1:\n    subscribe:\n      message: {$ref: 'gone.yaml#/M'}\n",
+        ),
+        "/broken/loop.yaml" => concat!(
+            "asyncapi: 2.6.0\ninfo: {title: Shop, version: '1'}\nchannels:\n",
+            "  order.created.v1:\n    subscribe:\n      message: {payload: {$ref: 'loop-b.yaml#/A'}}\n",
+        ),
+        "/broken/loop-b.yaml" => {
+            "A: {$ref: '#/B'}\nB: {$ref: 'loop.yaml#/channels/order.created.v1/subscribe/message/payload'}\n"
+        }
+        "/broken/big.yaml" => concat!(
+            "asyncapi: 2.6.0\ninfo: {title: Shop, version: '1'}\nchannels:\n",
+            "  order.created.v1:\n    subscribe:\n      message: {payload: {$ref: 'big-schema.yaml#/S'}}\n",
+        ),
+        "/broken/big-schema.yaml" => {
+            return Some(format!(
+                "S: {{type: string, description: '{}'}}\n",
+                "x".repeat(6000)
+            ));
+        }
+        "/broken/page.yaml" => concat!(
+            "asyncapi: 2.6.0\ninfo: {title: Shop, version: '1'}\nchannels:\n",
+            "  order.created.v1:\n    subscribe:\n      message: {payload: {$ref: 'login.html'}}\n",
+        ),
+        "/broken/elsewhere.yaml" => concat!(
+            "asyncapi: 2.6.0\ninfo: {title: Shop, version: '1'}\nchannels:\n",
+            "  order.created.v1:\n    subscribe:\n      message: {payload: {$ref: 'https://specs.example.com/s.yaml'}}\n",
+        ),
+        _ => return None,
+    };
+    Some(text.to_owned())
+}
+
+e2e_test! {
+    async fn a_spec_split_across_files_is_fetched_and_stored_as_one_document()
+        -> anyhow::Result<()>
+    {
+        let server = TestServer::start_with(|r| {
+            if r.header("authorization") != Some("Basic cmVhZGVyOnMzY3JldA==") {
+                return Reply::new(401, "who are you?");
+            }
+            match (r.path_only(), split_files(r.path_only())) {
+                ("/broken/login.html", _) => Reply::new(200, "<html>login</html>")
+                    .header("content-type", "text/html"),
+                (_, Some(text)) => Reply::new(200, text).header("content-type", "application/yaml"),
+                (_, None) => Reply::new(404, "not here"),
+            }
+        })
+        .await?;
+        let r = Registry::start_with(&[ALLOW_LOOPBACK, ("SPIN_VARIABLE_SPEC_MAX_BYTES", "4096")])
+            .await?;
+        let g = r.gql();
+        let basic = j!({"credential": {"basic": {"username": "reader", "password": "s3cret"}}});
+        let app = g.create_app(j!({"name": "shop"})).await?;
+        let api = add_to(&g, &app, remote(&server.url("/apis/shop/asyncapi.yaml"), basic.clone()))
+            .await?;
+        assert_eq!(status(&api), ("SUCCEEDED".to_owned(), String::new()), "{api:#}");
+        assert_eq!(
+            api["events"],
+            j!([{"name": "order.created.v1", "version": "v1"}, {"name": "order.paid.v1", "version": "v1"}])
+        );
+        let id = string_at(&api, "/id")?;
+        let data = g
+            .ok(
+                "query($id: ID!) { eventAPI(id: $id) { spec { data } events { name payloadSchema } } }",
+                j!({"id": id}),
+            )
+            .await?;
+        let schema: Value = serde_json::from_str(
+            data["eventAPI"]["events"][0]["payloadSchema"].as_str().unwrap_or_default(),
+        )?;
+        assert_eq!(
+            schema,
+            j!({"type": "object", "properties": {
+                "id": {"type": "string"}, "total": {"type": "number", "minimum": 0}}})
+        );
+        // Stored as one self-contained document: the other files embedded, local $refs only.
+        let stored = data["eventAPI"]["spec"]["data"].as_str().unwrap_or_default();
+        assert!(stored.contains("\nx-eventplane-files:\n"), "{stored}");
+        for file in ["/common/messages.yaml", "/apis/shop/money.json", "/common/schemas/money.yaml"] {
+            assert!(stored.contains(&server.url(file)), "{file}: {stored}");
+        }
+        assert!(!stored.contains("$ref: ../"), "{stored}");
+        let paths = |server: &TestServer| -> Vec<String> {
+            server.received().iter().map(|r| r.path.clone()).collect()
+        };
+        let fetched = [
+            "/apis/shop/asyncapi.yaml",
+            "/common/messages.yaml",
+            "/apis/shop/money.json",
+            "/common/schemas/money.yaml",
+        ];
+        assert_eq!(paths(&server), fetched);
+
+        // A refetch fetches every file again.
+        let spec = refetch(&g, &id).await?;
+        assert_eq!(spec["fetchRequest"]["status"]["condition"], "SUCCEEDED");
+        assert_eq!(paths(&server), [fetched, fetched].concat());
+
+        // Each failure names the reference and where it is written.
+        let cases = [
+            (
+                "/broken/missing.yaml",
+                format!(
+                    "$ref `gone.yaml#/M` cannot be loaded: HTTP 404 from {} \
+                     (at /channels/order.created.v1/subscribe/message/$ref) \
+                     (in the document from {})",
+                    server.url("/broken/gone.yaml"),
+                    server.url("/broken/missing.yaml")
+                ),
+            ),
+            (
+                "/broken/loop.yaml",
+                format!(
+                    "$ref cycle through #/channels/order.created.v1/subscribe/message/payload \
+                     → #/x-eventplane-files/{file}/A → #/x-eventplane-files/{file}/B \
+                     → #/channels/order.created.v1/subscribe/message/payload \
+                     (at /x-eventplane-files/{file}/B/$ref) (in the document from {})",
+                    server.url("/broken/loop.yaml"),
+                    file = server.url("/broken/loop-b.yaml").replace('/', "~1"),
+                ),
+            ),
+            (
+                "/broken/big.yaml",
+                format!(
+                    "$ref `big-schema.yaml#/S` brings the document's files to {} bytes, more \
+                     than the 4096 bytes they may hold together (spec_max_bytes) \
+                     (at /channels/order.created.v1/subscribe/message/payload/$ref) \
+                     (in the document from {})",
+                    split_files("/broken/big.yaml").unwrap_or_default().len()
+                        + split_files("/broken/big-schema.yaml").unwrap_or_default().len(),
+                    server.url("/broken/big.yaml")
+                ),
+            ),
+            (
+                "/broken/page.yaml",
+                format!(
+                    "$ref `login.html` cannot be loaded: wrong content from {}: Content-Type \
+                     `text/html`, expected an AsyncAPI document (JSON or YAML) \
+                     (at /channels/order.created.v1/subscribe/message/payload/$ref) \
+                     (in the document from {})",
+                    server.url("/broken/login.html"),
+                    server.url("/broken/page.yaml")
+                ),
+            ),
+            (
+                "/broken/elsewhere.yaml",
+                format!(
+                    "$ref `https://specs.example.com/s.yaml` cannot be loaded: the fetcher may \
+                     not reach https://specs.example.com/s.yaml (fetch_allowed_hosts) \
+                     (at /channels/order.created.v1/subscribe/message/payload/$ref) \
+                     (in the document from {})",
+                    server.url("/broken/elsewhere.yaml")
+                ),
+            ),
+        ];
+        for (path, expected) in &cases {
+            let api = add_to(&g, &app, remote(&server.url(path), basic.clone())).await?;
+            assert_eq!(status(&api), ("FAILED".to_owned(), expected.clone()), "{path}");
+            assert_eq!(api["events"], j!([]), "{path}");
+        }
+
+        // Given inline, a document with a relative $ref is refused, saying to register it by URL.
+        let inline = split_files("/apis/shop/asyncapi.yaml").unwrap_or_default();
+        let error = g
+            .error(
+                "mutation($app: ID!, $in: EventAPIDefinitionInput!) {
+                    addEventAPI(applicationID: $app, in: $in) { id } }",
+                j!({"app": app, "in": {"name": "inline", "spec": {"eventSpecType": "ASYNC_API", "data": inline}}}),
+            )
+            .await?;
+        assert_eq!(error["extensions"]["code"], "INVALID_SPEC", "{error}");
+        assert_eq!(
+            error["extensions"]["path"],
+            "/channels/order.created.v1/subscribe/message/$ref",
+            "{error}"
+        );
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(
+                "$ref `../../common/messages.yaml#/components/messages/OrderCreated` refers to \
+                 another file, which a document given inline cannot: register the document by \
+                 URL (spec.fetchRequest)"
+            ),
+            "{message}"
+        );
+        r.stop().await
+    }
+}
