@@ -277,7 +277,7 @@ fn invalid_documents() -> anyhow::Result<Vec<(&'static str, String, &'static str
             "/channels/orders.v1/subscribe/message/payload/$ref",
         ),
         (
-            "a duplicate event type",
+            "a duplicate event type (two messages `m` on one address)",
             concat!(
                 "asyncapi: 3.0.0\ninfo: {title: T, version: '1'}\nchannels:\n",
                 "  created:\n    address: order.created.v1\n",
@@ -286,7 +286,7 @@ fn invalid_documents() -> anyhow::Result<Vec<(&'static str, String, &'static str
                 "    messages: {m: {payload: {type: object}}}\n",
             )
             .to_owned(),
-            "/channels/createdAgain",
+            "/channels/createdAgain/messages/m",
         ),
     ])
 }
