@@ -50,7 +50,7 @@ struct Cluster {
 impl Cluster {
     /// Starts Redis and two instances with `env`; `None` (skipped) without a redis-server.
     async fn start(env: &[(&str, &str)]) -> anyhow::Result<Option<Self>> {
-        let Some(redis) = RedisServer::start().await? else {
+        let Some(redis) = RedisServer::start()? else {
             return Ok(None);
         };
         let config = tempfile::tempdir()?;
@@ -406,7 +406,7 @@ e2e_test! {
             assert!(retry_after.is_some(), "Retry-After");
         }
 
-        cluster.redis.restart().await?;
+        cluster.redis.start_again()?;
         // Service resumes by itself; every event accepted before the crash is still stored (a
         // second publish of it is a duplicate), through either instance.
         let deadline = Instant::now() + Duration::from_secs(30);

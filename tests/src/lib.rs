@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod pubsub;
+#[path = "../../crates/host/tests/support/redis_server.rs"]
 pub mod redis;
 pub mod spin;
 

@@ -140,14 +140,7 @@ fn default_on_redis_serves_from_the_server_and_survives_its_restart() -> anyhow:
     };
     let dir = tempfile::tempdir()?;
     let manifest = write_manifest(dir.path(), &["default"])?;
-    let config = dir.path().join("runtime-config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
-            server.url()
-        ),
-    )?;
+    let config = server.runtime_config(dir.path())?;
     let up = Up::start(&manifest, &config)?;
     assert_eq!(up.post("/get,incr,seq,set,setmany")?, (200, "5\n".into()));
     assert_eq!(up.post("/seq")?, (200, "1\n".into()));

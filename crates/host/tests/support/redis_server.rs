@@ -1,5 +1,6 @@
 //! A `redis-server` of a test's own, on a free loopback port with its own directory and its
-//! append-only file on (every write synced), stopped on drop.
+//! append-only file on (every write synced), stopped on drop. The host's tests and the
+//! end-to-end tests (`eventplane_tests::redis`) both use this one file.
 //!
 //! The server is found on `REDIS_SERVER` or `PATH` (`scripts/servers.sh` installs Debian's
 //! package); where there is none, [`RedisServer::start`] answers `None` after saying so on
@@ -84,6 +85,28 @@ impl RedisServer {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    /// Kills the server with `SIGKILL`, as a crash would (no shutdown, no final write), and
+    /// waits for it; [`start_again`](Self::start_again) brings it back from its files.
+    pub fn crash(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Writes a Spin runtime config pointing the store `default` at this server into `dir`;
+    /// its path.
+    pub fn runtime_config(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        let path = dir.join("runtime-config.toml");
+        let toml = format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
+            self.url()
+        );
+        std::fs::write(&path, toml)?;
+        Ok(path)
     }
 
     /// Starts the server (again) on the same port and directory, and waits until it answers.
