@@ -6,7 +6,7 @@
 //! Spin is found on `SPIN_BIN` or `PATH`, Redis on `REDIS_SERVER` or `PATH`; where one is
 //! absent these tests are skipped, saying so on stderr.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use eventplane_tests::bench::{ADMIN, Served, counting_subscriber, graphql, register_shop};
@@ -20,8 +20,7 @@ use crate::e2e_test;
 
 e2e_test! {
     async fn publishing_and_delivery_work_on_real_spin() -> anyhow::Result<()> {
-        let Some(spin) = spin_binary() else {
-            eprintln!("skipped: no spin on SPIN_BIN or PATH");
+        let Some(spin) = spin() else {
             return Ok(());
         };
         every_flow(&spin, &[]).await
@@ -30,11 +29,7 @@ e2e_test! {
 
 e2e_test! {
     async fn every_flow_works_on_real_spin_with_redis() -> anyhow::Result<()> {
-        let Some(spin) = spin_binary() else {
-            eprintln!("skipped: no spin on SPIN_BIN or PATH");
-            return Ok(());
-        };
-        let Some(redis) = RedisServer::start().await? else {
+        let Some((spin, redis)) = spin_and_redis()? else {
             return Ok(());
         };
         // The runtime config users deploy with, pointed at this test's Redis.
@@ -50,11 +45,7 @@ e2e_test! {
 
 e2e_test! {
     async fn spin_4_0_2s_redis_store_reports_a_swap_that_wrote_as_failed() -> anyhow::Result<()> {
-        let Some(spin) = spin_binary() else {
-            eprintln!("skipped: no spin on SPIN_BIN or PATH");
-            return Ok(());
-        };
-        let Some(redis) = RedisServer::start().await? else {
+        let Some((spin, redis)) = spin_and_redis()? else {
             return Ok(());
         };
         let manifest = TempManifest::new(
@@ -72,6 +63,23 @@ e2e_test! {
         assert_eq!(on_redis, "swap=cas-failed holds=new", "Spin's Redis store");
         Ok(())
     }
+}
+
+/// The `spin` binary; `None` (skipped, saying so) where there is none.
+fn spin() -> Option<PathBuf> {
+    let spin = spin_binary();
+    if spin.is_none() {
+        eprintln!("skipped: no spin on SPIN_BIN or PATH");
+    }
+    spin
+}
+
+/// The `spin` binary and a Redis of the test's own; `None` (skipped, saying so) without either.
+fn spin_and_redis() -> anyhow::Result<Option<(PathBuf, RedisServer)>> {
+    let Some(spin) = spin() else {
+        return Ok(None);
+    };
+    Ok(RedisServer::start()?.map(|redis| (spin, redis)))
 }
 
 /// What the storeops component's `POST /swap` answers on `spin up` with `args`.

@@ -79,30 +79,7 @@ impl AppProcess {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(state_dir)?;
-        let addr = free_port()?;
-        let log = state_dir.join("spin-up.log");
-        let output = std::fs::File::create(&log)?;
-        let mut command = Command::new(spin);
-        command
-            .arg("up")
-            .arg("--from")
-            .arg(manifest)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--state-dir")
-            .arg(state_dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(output.try_clone()?)
-            .stderr(output);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("SPIN_VARIABLE_") {
-                command.env_remove(name);
-            }
-        }
-        command.envs(env.iter().copied());
-        Self::spawn(command, addr, log, "spin up").await
+        Self::up(spin, "spin up", manifest, state_dir, env, args).await
     }
 
     /// `eventplane up` (the program at `binary`, e.g. a test binary running
@@ -117,21 +94,36 @@ impl AppProcess {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> anyhow::Result<Self> {
+        let cache = crate::cache_dir();
+        let cache = cache.to_string_lossy();
+        let args = [&["--cache-dir", cache.as_ref()], args].concat();
+        Self::up(binary, "eventplane up", manifest, state_dir, env, &args).await
+    }
+
+    /// `<program> up -f <manifest> --listen <free port> --state-dir <state_dir> <args>`, both
+    /// runtimes taking these the same way, with `env` as the only `SPIN_VARIABLE_*`s; output to
+    /// `state_dir/<what, dashed>.log`.
+    async fn up(
+        program: &Path,
+        what: &'static str,
+        manifest: &Path,
+        state_dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(state_dir)?;
         let addr = free_port()?;
-        let log = state_dir.join("eventplane-up.log");
+        let log = state_dir.join(format!("{}.log", what.replace(' ', "-")));
         let output = std::fs::File::create(&log)?;
-        let mut command = Command::new(binary);
+        let mut command = Command::new(program);
         command
             .arg("up")
-            .arg("--manifest")
+            .arg("-f")
             .arg(manifest)
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--state-dir")
             .arg(state_dir)
-            .arg("--cache-dir")
-            .arg(crate::cache_dir())
             .args(args)
             .stdin(Stdio::null())
             .stdout(output.try_clone()?)
@@ -142,15 +134,6 @@ impl AppProcess {
             }
         }
         command.envs(env.iter().copied());
-        Self::spawn(command, addr, log, "eventplane up").await
-    }
-
-    async fn spawn(
-        mut command: Command,
-        addr: SocketAddr,
-        log: PathBuf,
-        what: &'static str,
-    ) -> anyhow::Result<Self> {
         let child = command.spawn().with_context(|| format!("running {what}"))?;
         let mut app = Self {
             child,
