@@ -114,26 +114,12 @@ fn check(field: &str, value: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use eventplane_core::{AppId, MemoryStore};
-    use eventplane_eventstore::{EventData, NewEvent, store_event};
+    use eventplane_eventstore::{NewEvent, store_event};
 
     use super::*;
 
     fn publish(store: &MemoryStore, source: &str, id: &str) -> Result<EventId, Error> {
-        let event = NewEvent {
-            application: "shop".into(),
-            app_id: AppId::new(),
-            source: source.into(),
-            event_id: id.into(),
-            type_name: "order.created.v1".into(),
-            type_version: None,
-            spec_version: "1.0".into(),
-            time: None,
-            datacontenttype: None,
-            dataschema: None,
-            subject: None,
-            extensions: Default::default(),
-            data: EventData::None,
-        };
+        let event = NewEvent::new("shop", AppId::new(), source, id, "order.created.v1");
         Ok(store_event(store, &tenant(), event, 1)?.event.id)
     }
 

@@ -54,6 +54,34 @@ pub struct NewEvent {
     pub data: EventData,
 }
 
+impl NewEvent {
+    /// An event of `application` (`app_id`) with the required CloudEvents attributes (`source`,
+    /// `id`, `type`; `specversion` 1.0), no optional attribute, no extension and no data.
+    pub fn new(
+        application: impl Into<String>,
+        app_id: AppId,
+        source: impl Into<String>,
+        id: impl Into<String>,
+        type_name: impl Into<String>,
+    ) -> Self {
+        Self {
+            application: application.into(),
+            app_id,
+            source: source.into(),
+            event_id: id.into(),
+            type_name: type_name.into(),
+            type_version: None,
+            spec_version: "1.0".to_owned(),
+            time: None,
+            datacontenttype: None,
+            dataschema: None,
+            subject: None,
+            extensions: BTreeMap::new(),
+            data: EventData::None,
+        }
+    }
+}
+
 /// An accepted event as stored (`t/<tenant>/r/evt/<id>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

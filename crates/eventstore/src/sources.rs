@@ -99,24 +99,10 @@ mod tests {
     use eventplane_core::{AppId, MemoryStore};
 
     use super::*;
-    use crate::{EventData, NewEvent, store_event};
+    use crate::{NewEvent, store_event};
 
     fn event(source: &str, id: &str) -> NewEvent {
-        NewEvent {
-            application: "shop".into(),
-            app_id: AppId::new(),
-            source: source.into(),
-            event_id: id.into(),
-            type_name: "order.created.v1".into(),
-            type_version: None,
-            spec_version: "1.0".into(),
-            time: None,
-            datacontenttype: None,
-            dataschema: None,
-            subject: None,
-            extensions: Default::default(),
-            data: EventData::None,
-        }
+        NewEvent::new("shop", AppId::new(), source, id, "order.created.v1")
     }
 
     fn tenant() -> TenantId {
