@@ -38,49 +38,50 @@ impl CatalogEvent {
     /// address, else its key (3.x). A channel with several messages, or sharing its address with
     /// another: the message's CloudEvents type (a `ce-type` header's `const`), else its name.
     async fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// The key under `channels` of the channel that carries the message (2.x: its name; 3.x: its
     /// id).
     async fn channel(&self) -> Option<&str> {
-        self.channel.as_deref()
+        self.0.channel.as_deref()
     }
 
     /// The message's name: its key in the channel's `messages` (3.x), else its `messageId`,
     /// else its `name` (2.x).
     async fn message(&self) -> Option<&str> {
-        self.message.as_deref()
+        self.0.message.as_deref()
     }
 
     /// The message's `contentType`, else the spec's `defaultContentType`.
     async fn content_type(&self) -> Option<&str> {
-        self.content_type.as_deref()
+        self.0.content_type.as_deref()
     }
 
     /// The payload's `schemaFormat`, when the spec states one.
     async fn schema_format(&self) -> Option<&str> {
-        self.schema_format.as_deref()
+        self.0.schema_format.as_deref()
     }
 
     /// Whether the spec marks the message (or its 2.x operation) `deprecated`.
     async fn deprecated(&self) -> bool {
-        self.deprecated
+        self.0.deprecated
     }
 
     /// The trailing `.v<N>` of the name (`v1`) when present, else the spec's `info.version`.
     async fn version(&self) -> &str {
-        &self.version
+        &self.0.version
     }
 
     /// The message's summary.
     async fn summary(&self) -> Option<&str> {
-        self.summary.as_deref()
+        self.0.summary.as_deref()
     }
 
     /// The message's payload schema, as JSON text, with local `$ref`s resolved.
     async fn payload_schema(&self) -> Option<Clob> {
-        self.payload_schema
+        self.0
+            .payload_schema
             .as_ref()
             .map(|schema| Clob(schema.to_string()))
     }
@@ -455,21 +456,7 @@ fn derive_catalog(
         spec::SpecFormat::Json => SpecFormat::Json,
         spec::SpecFormat::Yaml => SpecFormat::Yaml,
     };
-    let catalog = parsed
-        .events
-        .into_iter()
-        .map(|event| CatalogEvent {
-            name: event.name,
-            version: event.version,
-            channel: event.channel,
-            message: event.message,
-            content_type: event.content_type,
-            schema_format: event.schema_format,
-            summary: event.summary,
-            deprecated: event.deprecated,
-            payload_schema: event.payload_schema,
-        })
-        .collect();
+    let catalog = parsed.events.into_iter().map(CatalogEvent).collect();
     Ok((format, catalog))
 }
 

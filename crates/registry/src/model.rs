@@ -168,25 +168,11 @@ pub(crate) struct ExternalSubscription {
     pub attributes: Option<SubscriptionAttributes>,
 }
 
-/// One event type of an API's catalog.
+/// One event type of an API's catalog, as the spec crate derives it; stored as its fields (the
+/// ones added later are optional, so catalogs stored before them still load).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct CatalogEvent {
-    pub name: String,
-    pub version: String,
-    /// The rest is absent from catalogs stored before it was recorded.
-    #[serde(default)]
-    pub channel: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub content_type: Option<String>,
-    #[serde(default)]
-    pub schema_format: Option<String>,
-    pub summary: Option<String>,
-    #[serde(default)]
-    pub deprecated: bool,
-    pub payload_schema: Option<serde_json::Value>,
-}
+#[serde(transparent)]
+pub(crate) struct CatalogEvent(pub eventplane_spec::EventType);
 
 /// A registered event API definition (`t/<tenant>/r/api/<id>`), with its spec and catalog.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -247,7 +233,7 @@ mod tests {
     -> Result<(), serde_json::Error> {
         let stored = r#"{"name": "order.created.v1", "version": "v1", "summary": null,
             "payload_schema": {"type": "object"}}"#;
-        let event: CatalogEvent = serde_json::from_str(stored)?;
+        let CatalogEvent(event) = serde_json::from_str(stored)?;
         assert_eq!(
             (
                 event.channel,
