@@ -14,6 +14,8 @@ use indexmap::map::Entry;
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
+use crate::error::SpecError;
+
 /// Deepest nesting of objects and arrays accepted in a document. Below the parsers' own limit
 /// (128) so that our message is the one a user sees, and low enough that a document (or a payload
 /// schema from it) stored inside a larger JSON record can still be read back by serde_json.
@@ -31,6 +33,27 @@ pub(crate) enum Node {
 }
 
 impl Node {
+    /// The members of this node's optional map `field` (at `path`, which maps `what`): none if
+    /// it is absent or null; an error, at `path`, if it is not an object.
+    pub(crate) fn map_members<'d>(
+        &'d self,
+        field: &str,
+        path: &str,
+        what: &str,
+    ) -> Result<impl Iterator<Item = (&'d String, &'d Node)>, SpecError> {
+        match self.get(field) {
+            None | Some(Node::Null) => Ok(None.into_iter().flatten()),
+            Some(Node::Object(members)) => Ok(Some(members.iter()).into_iter().flatten()),
+            Some(other) => Err(SpecError::new(
+                path,
+                format!(
+                    "`{field}` must be an object mapping {what}, found {}",
+                    other.kind()
+                ),
+            )),
+        }
+    }
+
     /// The member `key` when this is an object that has it.
     pub(crate) fn get(&self, key: &str) -> Option<&Node> {
         match self {

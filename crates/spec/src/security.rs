@@ -21,7 +21,7 @@ pub(crate) fn check<'d>(
     major: Major,
 ) -> Result<(), SpecError> {
     let schemes = Schemes::of(root)?;
-    for (name, server) in map(root, "servers", "/servers", "server names to servers")? {
+    for (name, server) in root.map_members("servers", "/servers", "server names to servers")? {
         let (server, path) = resolver.deref(server, &pointer::child("/servers", name))?;
         let owner = format!("server `{name}`");
         match major {
@@ -31,7 +31,9 @@ pub(crate) fn check<'d>(
     }
     match major {
         Major::V2 => {
-            for (name, item) in map(root, "channels", "/channels", "channel names to channels")? {
+            for (name, item) in
+                root.map_members("channels", "/channels", "channel names to channels")?
+            {
                 let (item, item_path) = resolver.deref(item, &pointer::child("/channels", name))?;
                 for action in ["publish", "subscribe"] {
                     if let Some(operation) = item.get(action) {
@@ -43,12 +45,8 @@ pub(crate) fn check<'d>(
             }
         }
         Major::V3 => {
-            let operations = map(
-                root,
-                "operations",
-                "/operations",
-                "operation ids to operations",
-            )?;
+            let operations =
+                root.map_members("operations", "/operations", "operation ids to operations")?;
             for (id, operation) in operations {
                 let path = pointer::child("/operations", id);
                 let (operation, path) = resolver.deref(operation, &path)?;
@@ -68,14 +66,14 @@ struct Schemes<'d> {
 impl<'d> Schemes<'d> {
     fn of(root: &'d Node) -> Result<Schemes<'d>, SpecError> {
         let names = match root.get("components") {
-            Some(components) => map(
-                components,
-                "securitySchemes",
-                "/components/securitySchemes",
-                "scheme names to security schemes",
-            )?
-            .map(|(name, _)| name.as_str())
-            .collect(),
+            Some(components) => components
+                .map_members(
+                    "securitySchemes",
+                    "/components/securitySchemes",
+                    "scheme names to security schemes",
+                )?
+                .map(|(name, _)| name.as_str())
+                .collect(),
             None => Vec::new(),
         };
         Ok(Schemes { names })
@@ -204,24 +202,4 @@ fn list<'d>(
         .iter()
         .enumerate()
         .map(move |(i, item)| (item, pointer::child(&path, i.to_string()))))
-}
-
-/// The members of the optional map `field` of `node` (at `path`), which maps `what`.
-fn map<'d>(
-    node: &'d Node,
-    field: &str,
-    path: &str,
-    what: &str,
-) -> Result<impl Iterator<Item = (&'d String, &'d Node)>, SpecError> {
-    match node.get(field) {
-        None | Some(Node::Null) => Ok(None.into_iter().flatten()),
-        Some(Node::Object(members)) => Ok(Some(members.iter()).into_iter().flatten()),
-        Some(other) => Err(SpecError::new(
-            path,
-            format!(
-                "`{field}` must be an object mapping {what}, found {}",
-                other.kind()
-            ),
-        )),
-    }
 }

@@ -245,21 +245,15 @@ pub(crate) fn build<'d>(
         let shared = per_address.get(&channel.name).copied().unwrap_or(0) > 1;
         if let ([message], false) = (channel.messages.as_slice(), shared) {
             names.claim(&channel.name, &channel.path, "channels")?;
-            let summary = message
-                .summary
-                .or(message.title)
-                .or(channel.description)
-                .map(str::to_owned);
-            let payload_schema = message_payload(resolver, message)?;
+            let name = channel.name.clone();
             events.push(entry(
-                channel.name.clone(),
+                resolver,
+                name,
                 info_version,
                 &channel,
                 message,
-                summary,
-                payload_schema,
                 default_content_type,
-            ));
+            )?);
             continue;
         }
         for message in &channel.messages {
@@ -283,37 +277,36 @@ pub(crate) fn build<'d>(
                 })?,
             };
             names.claim(&name, &message.listed_at, "messages")?;
-            let summary = message
-                .summary
-                .or(message.title)
-                .or(channel.description)
-                .map(str::to_owned);
-            let payload_schema = message_payload(resolver, message)?;
             events.push(entry(
+                resolver,
                 name,
                 info_version,
                 &channel,
                 message,
-                summary,
-                payload_schema,
                 default_content_type,
-            ));
+            )?);
         }
     }
     Ok(events)
 }
 
-/// The event type named `name` for `message` of `channel`.
-fn entry(
+/// The event type named `name` for `message` of `channel`: its summary is the message's
+/// `summary`, else its `title`, else the channel's `description`.
+fn entry<'d>(
+    resolver: &mut Resolver<'d>,
     name: String,
     info_version: &str,
-    channel: &Channel<'_>,
-    message: &Message<'_>,
-    summary: Option<String>,
-    payload_schema: Option<Value>,
+    channel: &Channel<'d>,
+    message: &Message<'d>,
     default_content_type: Option<&str>,
-) -> EventType {
-    EventType {
+) -> Result<EventType, SpecError> {
+    let summary = message
+        .summary
+        .or(message.title)
+        .or(channel.description)
+        .map(str::to_owned);
+    let payload_schema = message_payload(resolver, message)?;
+    Ok(EventType {
         version: version_of(&name).unwrap_or(info_version).to_owned(),
         name,
         channel: Some(channel.key.clone()),
@@ -330,7 +323,7 @@ fn entry(
         summary,
         deprecated: message.deprecated,
         payload_schema,
-    }
+    })
 }
 
 /// The event type names given out so far, and where.

@@ -15,7 +15,7 @@ pub(crate) fn channels<'d>(
     root: &'d Node,
 ) -> Result<Vec<Channel<'d>>, SpecError> {
     let mut found = Vec::new();
-    for (id, channel) in members(root, "channels", "/channels", "channel ids to channels")? {
+    for (id, channel) in root.map_members("channels", "/channels", "channel ids to channels")? {
         let path = pointer::child("/channels", id);
         let (channel, channel_path) = resolver.deref(channel, &path)?;
         if channel.as_object().is_none() {
@@ -41,22 +41,18 @@ pub(crate) fn channels<'d>(
             }
         };
         let messages_path = pointer::child(&channel_path, "messages");
-        let messages = members(
-            channel,
-            "messages",
-            &messages_path,
-            "message ids to messages",
-        )?
-        .map(|(message_id, message)| {
-            Message::read(
-                resolver,
-                message,
-                &pointer::child(&messages_path, message_id),
-                Some(message_id),
-                PayloadStyle::MultiFormat,
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+        let messages = channel
+            .map_members("messages", &messages_path, "message ids to messages")?
+            .map(|(message_id, message)| {
+                Message::read(
+                    resolver,
+                    message,
+                    &pointer::child(&messages_path, message_id),
+                    Some(message_id),
+                    PayloadStyle::MultiFormat,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if !messages.is_empty() {
             found.push(Channel {
                 name,
@@ -71,35 +67,12 @@ pub(crate) fn channels<'d>(
     Ok(found)
 }
 
-/// The members of the optional map `field` of `node` (at `path`), which maps `what`.
-fn members<'d>(
-    node: &'d Node,
-    field: &str,
-    path: &str,
-    what: &str,
-) -> Result<impl Iterator<Item = (&'d String, &'d Node)>, SpecError> {
-    match node.get(field) {
-        None | Some(Node::Null) => Ok(None.into_iter().flatten()),
-        Some(Node::Object(map)) => Ok(Some(map.iter()).into_iter().flatten()),
-        Some(other) => Err(SpecError::new(
-            path,
-            format!(
-                "`{field}` must be an object mapping {what}, found {}",
-                other.kind()
-            ),
-        )),
-    }
-}
-
 /// Operations are not part of the catalog, but one that names a missing channel or message, or
 /// a message that is not its channel's, is a mistake the author wants to hear about.
 fn check_operations<'d>(resolver: &Resolver<'d>, root: &'d Node) -> Result<(), SpecError> {
-    for (id, operation) in members(
-        root,
-        "operations",
-        "/operations",
-        "operation ids to operations",
-    )? {
+    for (id, operation) in
+        root.map_members("operations", "/operations", "operation ids to operations")?
+    {
         let path = pointer::child("/operations", id);
         let (operation, path) = resolver.deref(operation, &path)?;
         if operation.as_object().is_none() {
