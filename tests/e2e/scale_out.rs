@@ -1,7 +1,10 @@
 //! Several instances on one store: two `eventplane up` processes (the test binary
 //! `eventplane_under_test`, the host's own command line) with the store `default` on one Redis
 //! (a runtime config file), which the tests start themselves (Debian's `redis-server`; skipped,
-//! saying so, where it is absent, except under `CI=true`).
+//! saying so, where it is absent, except under `CI=true`). Where real Spin is on `SPIN_BIN` or
+//! `PATH`, the same tests also run on two `spin up` processes, except the two that need what
+//! Spin cannot give: a `SIGKILL` that stops serving (`spin up`'s trigger process survives it)
+//! and an answer while Redis is down.
 //!
 //! Shown through both instances at once: publishes split over both (every event stored once,
 //! delivered to every subscription), concurrent ticks (each attempt made once), an instance
@@ -9,7 +12,7 @@
 //! winner for a name, every event API listed), and Redis crashing between publishes (what was
 //! accepted survives; while it is down requests get `503`, and service resumes by itself).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -18,7 +21,7 @@ use eventplane_tests::bench::{
     ADMIN, Arrivals, Served, counting_subscriber, graphql, register_shop,
 };
 use eventplane_tests::redis::RedisServer;
-use eventplane_tests::spin::AppProcess;
+use eventplane_tests::spin::{AppProcess, spin_binary};
 use eventplane_tests::{Reply, TestServer, workspace_root};
 use serde_json::{Value, json as j};
 
@@ -48,16 +51,17 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// Starts Redis and two instances with `env`; `None` (skipped) without a redis-server.
-    async fn start(env: &[(&str, &str)]) -> anyhow::Result<Option<Self>> {
+    /// Starts Redis and two instances on `runtime` with `env`; `None` (skipped) without a
+    /// redis-server.
+    async fn start(runtime: &Runtime, env: &[(&str, &str)]) -> anyhow::Result<Option<Self>> {
         let Some(redis) = RedisServer::start()? else {
             return Ok(None);
         };
         let config = tempfile::tempdir()?;
         redis.runtime_config(config.path())?;
         let states = [tempfile::tempdir()?, tempfile::tempdir()?];
-        let a = instance(config.path(), states[0].path(), env).await?;
-        let b = instance(config.path(), states[1].path(), env).await?;
+        let a = instance(runtime, config.path(), states[0].path(), env).await?;
+        let b = instance(runtime, config.path(), states[1].path(), env).await?;
         Ok(Some(Self {
             redis,
             config,
@@ -81,22 +85,43 @@ impl Cluster {
     }
 }
 
-/// `eventplane up` of the repository's `spin.toml` on the runtime config in `config_dir`.
+/// What serves each instance.
+enum Runtime {
+    /// `eventplane up` (the test binary).
+    Eventplane,
+    /// `spin up` of this binary.
+    Spin(PathBuf),
+}
+
+impl Runtime {
+    /// Real Spin, if there is one on `SPIN_BIN` or `PATH`; `None` (skipped, saying so) if not.
+    fn spin() -> Option<Self> {
+        let spin = spin_binary().map(Self::Spin);
+        if spin.is_none() {
+            eprintln!("skipped: no spin on SPIN_BIN or PATH");
+        }
+        spin
+    }
+}
+
+/// An instance of the repository's `spin.toml` on `runtime`, with the runtime config in
+/// `config_dir`.
 async fn instance(
+    runtime: &Runtime,
     config_dir: &Path,
     state: &Path,
     env: &[(&str, &str)],
 ) -> anyhow::Result<AppProcess> {
     let config = config_dir.join("runtime-config.toml");
     let config = config.to_string_lossy();
-    AppProcess::eventplane_up(
-        Path::new(EVENTPLANE),
-        &workspace_root().join("spin.toml"),
-        state,
-        env,
-        &["--runtime-config-file", &config],
-    )
-    .await
+    let args = ["--runtime-config-file", config.as_ref()];
+    let manifest = workspace_root().join("spin.toml");
+    match runtime {
+        Runtime::Eventplane => {
+            AppProcess::eventplane_up(Path::new(EVENTPLANE), &manifest, state, env, &args).await
+        }
+        Runtime::Spin(spin) => AppProcess::start_with(spin, &manifest, state, env, &args).await,
+    }
 }
 
 /// Publishes `order.created.v1` with id `id` to `app`: the status and the body.
@@ -157,112 +182,169 @@ fn not_once(arrivals: &Arrivals, ids: &[String]) -> Vec<(String, u32)> {
 }
 
 e2e_test! {
-    async fn publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription()
-    -> anyhow::Result<()> {
-        let Some(cluster) = Cluster::start(&env(&[])).await? else { return Ok(()) };
-        let http = reqwest::Client::new();
-        let (first, first_arrivals) = counting_subscriber().await?;
-        let (second, second_arrivals) = counting_subscriber().await?;
-        let token = register_shop(&http, &cluster.a as &dyn Served, &first.url("/in")).await?;
-        let answer = http
-            .post(cluster.b.url("/subscriptions"))
-            .bearer_auth(ADMIN)
-            .json(&j!({"name": "second", "sink": {"url": second.url("/in")},
-                       "filter": {"application": "bench-shop"}}))
-            .send()
-            .await?;
-        anyhow::ensure!(answer.status() == 201, "second subscription: {}", answer.status());
-
-        // 16 publishers; every event is sent to both instances at once.
-        let ids: Vec<String> = (0..160).map(|n| format!("split-{n}")).collect();
-        let next = Arc::new(AtomicUsize::new(0));
-        let mut publishers = Vec::new();
-        for _ in 0..16 {
-            let (http, ids, next, token) = (http.clone(), ids.clone(), next.clone(), token.clone());
-            let (a, b) = (cluster.a.url(""), cluster.b.url(""));
-            publishers.push(tokio::spawn(async move {
-                let mut firsts = Vec::new();
-                loop {
-                    let n = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(id) = ids.get(n) else { return Ok::<_, anyhow::Error>(firsts) };
-                    let event = j!({"specversion": "1.0", "id": id, "source": "/applications/bench-shop",
-                        "type": "order.created.v1", "data": {"orderId": id}}).to_string();
-                    let send = |base: String| {
-                        http.post(format!("{base}/events/publish"))
-                            .bearer_auth(&token)
-                            .header("content-type", "application/cloudevents+json")
-                            .body(event.clone())
-                            .send()
-                    };
-                    let (x, y) = tokio::join!(send(a.clone()), send(b.clone()));
-                    for answer in [x?, y?] {
-                        anyhow::ensure!(answer.status() == 202, "{id}: {}", answer.status());
-                        let body: Value = answer.json().await?;
-                        if body["duplicate"] == false {
-                            firsts.push(id.clone());
-                        }
-                    }
-                }
-            }));
-        }
-        let mut firsts = Vec::new();
-        for publisher in publishers {
-            firsts.extend(publisher.await??);
-        }
-        firsts.sort();
-        let mut expected = ids.clone();
-        expected.sort();
-        assert_eq!(firsts, expected, "each event stored once: one of its two publishes was new");
-
-        tick_until(&http, &cluster, || {
-            not_once(&first_arrivals, &ids).is_empty() && not_once(&second_arrivals, &ids).is_empty()
-        })
-        .await?;
-        assert_eq!(not_once(&first_arrivals, &ids), [], "first subscription");
-        assert_eq!(not_once(&second_arrivals, &ids), [], "second subscription");
-        cluster.stop().await
+    async fn publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription_on_eventplane() -> anyhow::Result<()> {
+        publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription(&Runtime::Eventplane).await
     }
 }
 
 e2e_test! {
-    async fn concurrent_ticks_on_both_instances_make_each_attempt_once() -> anyhow::Result<()> {
-        let Some(cluster) = Cluster::start(&env(&[("SPIN_VARIABLE_DELIVERY_HANDOFF", "false")])).await? else {
-            return Ok(());
-        };
-        let http = reqwest::Client::new();
-        let (subscriber, arrivals) = counting_subscriber().await?;
-        let token = register_shop(&http, &cluster.b as &dyn Served, &subscriber.url("/in")).await?;
-        let ids: Vec<String> = (0..120).map(|n| format!("tick-{n}")).collect();
-        for (n, id) in ids.iter().enumerate() {
-            let app = cluster.both()[n % 2];
-            let (status, body) = publish(&http, app, &token, id).await?;
-            anyhow::ensure!(status == 202, "{id}: {status} {body}");
+    async fn publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription_on_spin() -> anyhow::Result<()> {
+        match Runtime::spin() {
+            Some(spin) => publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription(&spin).await,
+            None => Ok(()),
         }
-        // Two tick loops per instance, at once, until everything arrived.
-        let mut loops = Vec::new();
-        for n in 0..4 {
-            let (http, url, arrivals, ids) =
-                (http.clone(), cluster.both()[n % 2].url("/dispatcher/tick?budgetMs=5000"), arrivals.clone(), ids.clone());
-            loops.push(tokio::spawn(async move {
-                let deadline = Instant::now() + Duration::from_secs(60);
-                while not_once(&arrivals, &ids).iter().any(|(_, n)| *n == 0) && Instant::now() < deadline {
-                    let answer = http.post(&url).bearer_auth(ADMIN).send().await?;
-                    anyhow::ensure!(answer.status() == 200, "tick: {}", answer.status());
-                }
-                Ok::<_, anyhow::Error>(())
-            }));
-        }
-        for ticking in loops {
-            ticking.await??;
-        }
-        assert_eq!(not_once(&arrivals, &ids), [], "each event delivered exactly once");
-        cluster.stop().await
     }
+}
+
+async fn publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription(
+    runtime: &Runtime,
+) -> anyhow::Result<()> {
+    let Some(cluster) = Cluster::start(runtime, &env(&[])).await? else {
+        return Ok(());
+    };
+    let http = reqwest::Client::new();
+    let (first, first_arrivals) = counting_subscriber().await?;
+    let (second, second_arrivals) = counting_subscriber().await?;
+    let token = register_shop(&http, &cluster.a as &dyn Served, &first.url("/in")).await?;
+    let answer = http
+        .post(cluster.b.url("/subscriptions"))
+        .bearer_auth(ADMIN)
+        .json(&j!({"name": "second", "sink": {"url": second.url("/in")},
+                   "filter": {"application": "bench-shop"}}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        answer.status() == 201,
+        "second subscription: {}",
+        answer.status()
+    );
+
+    // 16 publishers; every event is sent to both instances at once.
+    let ids: Vec<String> = (0..160).map(|n| format!("split-{n}")).collect();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut publishers = Vec::new();
+    for _ in 0..16 {
+        let (http, ids, next, token) = (http.clone(), ids.clone(), next.clone(), token.clone());
+        let (a, b) = (cluster.a.url(""), cluster.b.url(""));
+        publishers.push(tokio::spawn(async move {
+            let mut firsts = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let Some(id) = ids.get(n) else {
+                    return Ok::<_, anyhow::Error>(firsts);
+                };
+                let event =
+                    j!({"specversion": "1.0", "id": id, "source": "/applications/bench-shop",
+                    "type": "order.created.v1", "data": {"orderId": id}})
+                    .to_string();
+                let send = |base: String| {
+                    http.post(format!("{base}/events/publish"))
+                        .bearer_auth(&token)
+                        .header("content-type", "application/cloudevents+json")
+                        .body(event.clone())
+                        .send()
+                };
+                let (x, y) = tokio::join!(send(a.clone()), send(b.clone()));
+                for answer in [x?, y?] {
+                    anyhow::ensure!(answer.status() == 202, "{id}: {}", answer.status());
+                    let body: Value = answer.json().await?;
+                    if body["duplicate"] == false {
+                        firsts.push(id.clone());
+                    }
+                }
+            }
+        }));
+    }
+    let mut firsts = Vec::new();
+    for publisher in publishers {
+        firsts.extend(publisher.await??);
+    }
+    firsts.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(
+        firsts, expected,
+        "each event stored once: one of its two publishes was new"
+    );
+
+    tick_until(&http, &cluster, || {
+        not_once(&first_arrivals, &ids).is_empty() && not_once(&second_arrivals, &ids).is_empty()
+    })
+    .await?;
+    assert_eq!(not_once(&first_arrivals, &ids), [], "first subscription");
+    assert_eq!(not_once(&second_arrivals, &ids), [], "second subscription");
+    cluster.stop().await
+}
+
+e2e_test! {
+    async fn concurrent_ticks_on_both_instances_make_each_attempt_once_on_eventplane() -> anyhow::Result<()> {
+        concurrent_ticks_on_both_instances_make_each_attempt_once(&Runtime::Eventplane).await
+    }
+}
+
+e2e_test! {
+    async fn concurrent_ticks_on_both_instances_make_each_attempt_once_on_spin() -> anyhow::Result<()> {
+        match Runtime::spin() {
+            Some(spin) => concurrent_ticks_on_both_instances_make_each_attempt_once(&spin).await,
+            None => Ok(()),
+        }
+    }
+}
+
+async fn concurrent_ticks_on_both_instances_make_each_attempt_once(
+    runtime: &Runtime,
+) -> anyhow::Result<()> {
+    let Some(cluster) = Cluster::start(
+        runtime,
+        &env(&[("SPIN_VARIABLE_DELIVERY_HANDOFF", "false")]),
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let http = reqwest::Client::new();
+    let (subscriber, arrivals) = counting_subscriber().await?;
+    let token = register_shop(&http, &cluster.b as &dyn Served, &subscriber.url("/in")).await?;
+    let ids: Vec<String> = (0..120).map(|n| format!("tick-{n}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let app = cluster.both()[n % 2];
+        let (status, body) = publish(&http, app, &token, id).await?;
+        anyhow::ensure!(status == 202, "{id}: {status} {body}");
+    }
+    // Two tick loops per instance, at once, until everything arrived.
+    let mut loops = Vec::new();
+    for n in 0..4 {
+        let (http, url, arrivals, ids) = (
+            http.clone(),
+            cluster.both()[n % 2].url("/dispatcher/tick?budgetMs=5000"),
+            arrivals.clone(),
+            ids.clone(),
+        );
+        loops.push(tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while not_once(&arrivals, &ids).iter().any(|(_, n)| *n == 0)
+                && Instant::now() < deadline
+            {
+                let answer = http.post(&url).bearer_auth(ADMIN).send().await?;
+                anyhow::ensure!(answer.status() == 200, "tick: {}", answer.status());
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for ticking in loops {
+        ticking.await??;
+    }
+    assert_eq!(
+        not_once(&arrivals, &ids),
+        [],
+        "each event delivered exactly once"
+    );
+    cluster.stop().await
 }
 
 e2e_test! {
     async fn an_instance_killed_mid_delivery_leaves_its_deliveries_to_the_other() -> anyhow::Result<()> {
-        let Some(cluster) = Cluster::start(&env(&[
+        let Some(cluster) = Cluster::start(&Runtime::Eventplane, &env(&[
             ("SPIN_VARIABLE_DELIVERY_HANDOFF", "false"),
             ("SPIN_VARIABLE_DELIVERY_LEASE_SECONDS", "2"),
         ])).await? else {
@@ -311,117 +393,161 @@ e2e_test! {
 }
 
 e2e_test! {
-    async fn registry_writes_on_both_instances_agree() -> anyhow::Result<()> {
-        let Some(cluster) = Cluster::start(&env(&[])).await? else { return Ok(()) };
-        let http = reqwest::Client::new();
-        // The same name on both instances, eight times at once: exactly one wins.
-        let mut creates = Vec::new();
-        for n in 0..8 {
-            let (http, url) = (http.clone(), cluster.both()[n % 2].url("/graphql"));
-            creates.push(tokio::spawn(async move {
-                let body: Value = http
-                    .post(url)
-                    .bearer_auth(ADMIN)
-                    .json(&j!({"query": "mutation { createApplication(in: {name: \"contested\"}) { id } }"}))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                Ok::<_, anyhow::Error>(body)
-            }));
-        }
-        let mut winners = Vec::new();
-        for create in creates {
-            let body = create.await??;
-            match body["data"]["createApplication"]["id"].as_str() {
-                Some(id) => winners.push(id.to_owned()),
-                None => assert!(body["errors"].to_string().contains("contested"), "{body}"),
-            }
-        }
-        assert_eq!(winners.len(), 1, "one winner: {winners:?}");
-        let app = winners[0].clone();
-
-        // Eight event APIs added at once, half through each instance: all listed, on both.
-        let spec = j!({"asyncapi": "2.6.0", "info": {"title": "t", "version": "1.0.0"},
-            "channels": {"thing.happened.v1": {"subscribe": {"message": {"payload": {"type": "object"}}}}}});
-        let mut adds = Vec::new();
-        for n in 0..8 {
-            let (http, app_id, spec) = (http.clone(), app.clone(), spec.to_string());
-            let target: &AppProcess = cluster.both()[n % 2];
-            let url = target.url("/graphql");
-            adds.push(tokio::spawn(async move {
-                let body: Value = http
-                    .post(url)
-                    .bearer_auth(ADMIN)
-                    .json(&j!({"query": "mutation($app: ID!, $in: EventAPIDefinitionInput!) { addEventAPI(applicationID: $app, in: $in) { id } }",
-                               "variables": {"app": app_id, "in": {"name": format!("api-{n}"),
-                                 "spec": {"data": spec, "eventSpecType": "ASYNC_API", "format": "JSON"}}}}))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                anyhow::ensure!(body.get("errors").is_none(), "addEventAPI: {body}");
-                Ok(())
-            }));
-        }
-        for add in adds {
-            add.await??;
-        }
-        for instance in cluster.both() {
-            let data = graphql(&http, instance as &dyn Served,
-                "query($id: ID!) { application(id: $id) { eventAPIs { totalCount data { name } } } }",
-                j!({"id": app})).await?;
-            assert_eq!(data["application"]["eventAPIs"]["totalCount"], 8, "{data}");
-        }
-        cluster.stop().await
+    async fn registry_writes_on_both_instances_agree_on_eventplane() -> anyhow::Result<()> {
+        registry_writes_on_both_instances_agree(&Runtime::Eventplane).await
     }
 }
 
 e2e_test! {
-    async fn a_redis_crash_loses_no_accepted_event_and_reads_as_503_meanwhile() -> anyhow::Result<()> {
-        let Some(mut cluster) = Cluster::start(&env(&[("SPIN_VARIABLE_DELIVERY_HANDOFF", "false")])).await? else {
-            return Ok(());
-        };
-        let http = reqwest::Client::new();
-        let (subscriber, _) = counting_subscriber().await?;
-        let token = register_shop(&http, &cluster.a as &dyn Served, &subscriber.url("/in")).await?;
-        let ids: Vec<String> = (0..20).map(|n| format!("durable-{n}")).collect();
-        for id in &ids {
-            let (status, body) = publish(&http, &cluster.b, &token, id).await?;
-            anyhow::ensure!(status == 202 && body["duplicate"] == false, "{id}: {status} {body}");
+    async fn registry_writes_on_both_instances_agree_on_spin() -> anyhow::Result<()> {
+        match Runtime::spin() {
+            Some(spin) => registry_writes_on_both_instances_agree(&spin).await,
+            None => Ok(()),
         }
-
-        cluster.redis.crash()?;
-        for app in cluster.both() {
-            let (status, body) = publish(&http, app, &token, "while-down").await?;
-            assert_eq!(status, 503, "{body}");
-            assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE", "{body}");
-            let answer = http.post(app.url("/graphql")).bearer_auth(ADMIN)
-                .json(&j!({"query": "{ applications { totalCount } }"})).send().await?;
-            let status = answer.status().as_u16();
-            let retry_after = answer.headers().get("retry-after").cloned();
-            let body: Value = answer.json().await?;
-            assert_eq!(status, 503, "{body}");
-            assert_eq!(body["errors"][0]["extensions"]["code"], "SERVICE_UNAVAILABLE", "{body}");
-            assert!(retry_after.is_some(), "Retry-After");
-        }
-
-        cluster.redis.start_again()?;
-        // Service resumes by itself; every event accepted before the crash is still stored (a
-        // second publish of it is a duplicate), through either instance.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, _) = publish(&http, &cluster.a, &token, "after-restart").await?;
-            if status == 202 || Instant::now() > deadline {
-                assert_eq!(status, 202, "resumed after Redis came back");
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        for (n, id) in ids.iter().enumerate() {
-            let (status, body) = publish(&http, cluster.both()[n % 2], &token, id).await?;
-            assert_eq!((status, body["duplicate"].clone()), (202, j!(true)), "{id}: {body}");
-        }
-        cluster.stop().await
     }
+}
+
+async fn registry_writes_on_both_instances_agree(runtime: &Runtime) -> anyhow::Result<()> {
+    let Some(cluster) = Cluster::start(runtime, &env(&[])).await? else {
+        return Ok(());
+    };
+    let http = reqwest::Client::new();
+    // The same name on both instances, eight times at once: exactly one wins.
+    let mut creates = Vec::new();
+    for n in 0..8 {
+        let (http, url) = (http.clone(), cluster.both()[n % 2].url("/graphql"));
+        creates.push(tokio::spawn(async move {
+            let body: Value = http
+                .post(url)
+                .bearer_auth(ADMIN)
+                .json(&j!({"query": "mutation { createApplication(in: {name: \"contested\"}) { id } }"}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            Ok::<_, anyhow::Error>(body)
+        }));
+    }
+    let mut winners = Vec::new();
+    for create in creates {
+        let body = create.await??;
+        match body["data"]["createApplication"]["id"].as_str() {
+            Some(id) => winners.push(id.to_owned()),
+            None => assert!(body["errors"].to_string().contains("contested"), "{body}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "one winner: {winners:?}");
+    let app = winners[0].clone();
+
+    // Eight event APIs added at once, half through each instance: all listed, on both.
+    let spec = j!({"asyncapi": "2.6.0", "info": {"title": "t", "version": "1.0.0"},
+        "channels": {"thing.happened.v1": {"subscribe": {"message": {"payload": {"type": "object"}}}}}});
+    let mut adds = Vec::new();
+    for n in 0..8 {
+        let (http, app_id, spec) = (http.clone(), app.clone(), spec.to_string());
+        let target: &AppProcess = cluster.both()[n % 2];
+        let url = target.url("/graphql");
+        adds.push(tokio::spawn(async move {
+            let body: Value = http
+                .post(url)
+                .bearer_auth(ADMIN)
+                .json(&j!({"query": "mutation($app: ID!, $in: EventAPIDefinitionInput!) { addEventAPI(applicationID: $app, in: $in) { id } }",
+                           "variables": {"app": app_id, "in": {"name": format!("api-{n}"),
+                             "spec": {"data": spec, "eventSpecType": "ASYNC_API", "format": "JSON"}}}}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            anyhow::ensure!(body.get("errors").is_none(), "addEventAPI: {body}");
+            Ok(())
+        }));
+    }
+    for add in adds {
+        add.await??;
+    }
+    for instance in cluster.both() {
+        let data = graphql(
+            &http,
+            instance as &dyn Served,
+            "query($id: ID!) { application(id: $id) { eventAPIs { totalCount data { name } } } }",
+            j!({"id": app}),
+        )
+        .await?;
+        assert_eq!(data["application"]["eventAPIs"]["totalCount"], 8, "{data}");
+    }
+    cluster.stop().await
+}
+
+e2e_test! {
+    async fn a_redis_crash_loses_no_accepted_event_and_reads_as_503_meanwhile() -> anyhow::Result<()> {
+        redis_crash(&Runtime::Eventplane).await
+    }
+}
+
+/// Only on `eventplane up`: Spin 4.0.2's Redis store does not answer while Redis is down, nor
+/// (within 30 s) after it is back (README, "Known issues").
+async fn redis_crash(runtime: &Runtime) -> anyhow::Result<()> {
+    let Some(mut cluster) = Cluster::start(
+        runtime,
+        &env(&[("SPIN_VARIABLE_DELIVERY_HANDOFF", "false")]),
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let http = reqwest::Client::new();
+    let (subscriber, _) = counting_subscriber().await?;
+    let token = register_shop(&http, &cluster.a as &dyn Served, &subscriber.url("/in")).await?;
+    let ids: Vec<String> = (0..20).map(|n| format!("durable-{n}")).collect();
+    for id in &ids {
+        let (status, body) = publish(&http, &cluster.b, &token, id).await?;
+        anyhow::ensure!(
+            status == 202 && body["duplicate"] == false,
+            "{id}: {status} {body}"
+        );
+    }
+
+    cluster.redis.crash()?;
+    for app in cluster.both() {
+        let (status, body) = publish(&http, app, &token, "while-down").await?;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE", "{body}");
+        let answer = http
+            .post(app.url("/graphql"))
+            .bearer_auth(ADMIN)
+            .json(&j!({"query": "{ applications { totalCount } }"}))
+            .send()
+            .await?;
+        let status = answer.status().as_u16();
+        let retry_after = answer.headers().get("retry-after").cloned();
+        let body: Value = answer.json().await?;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "SERVICE_UNAVAILABLE",
+            "{body}"
+        );
+        assert!(retry_after.is_some(), "Retry-After");
+    }
+
+    cluster.redis.start_again()?;
+    // Service resumes by itself; every event accepted before the crash is still stored (a
+    // second publish of it is a duplicate), through either instance.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = publish(&http, &cluster.a, &token, "after-restart").await?;
+        if status == 202 || Instant::now() > deadline {
+            assert_eq!(status, 202, "resumed after Redis came back");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let (status, body) = publish(&http, cluster.both()[n % 2], &token, id).await?;
+        assert_eq!(
+            (status, body["duplicate"].clone()),
+            (202, j!(true)),
+            "{id}: {body}"
+        );
+    }
+    cluster.stop().await
 }
