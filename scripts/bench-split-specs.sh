@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks spec registration through `eventplane up` (release build), 30 sequential runs each,
-# measured by the client (p50, p99, max):
+# Benchmarks spec registration through `eventplane up` (release build), or real Spin with
+# RUNTIME=spin (`spin` from SPIN_BIN or PATH), 30 sequential runs each, measured by the client
+# (p50, p99, max):
 #   1. addEventAPI with a 500 KB AsyncAPI document given inline (parse, validate, catalog, store);
 #   2. addEventAPI with a fetchRequest for a document split across 20 files, served by a local
 #      HTTP server (python's http.server): registry -> fetcher -> 20 fetches -> bundle -> store.
@@ -21,13 +22,23 @@ fi
 work=$(mktemp -d)
 trap 'kill "$server" "${spec_server:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/www"
-SPIN_VARIABLE_FETCH_ALLOWED_HOSTS="http://127.0.0.1:$spec_port" \
-SPIN_VARIABLE_ADMIN_TOKEN=$token ./target/release/eventplane up --listen "127.0.0.1:$port" \
-  --state-dir "$work/.spin" --cache-dir "$PWD/target/eventplane-bench-cache" >"$work/server.log" 2>&1 &
+export SPIN_VARIABLE_FETCH_ALLOWED_HOSTS="http://127.0.0.1:$spec_port" SPIN_VARIABLE_ADMIN_TOKEN=$token
+case "${RUNTIME:-eventplane}" in
+  spin)
+    "${SPIN_BIN:-spin}" up -f spin.toml --listen "127.0.0.1:$port" --state-dir "$work/.spin" \
+      >"$work/server.log" 2>&1 &
+    ;;
+  eventplane)
+    ./target/release/eventplane up --listen "127.0.0.1:$port" --state-dir "$work/.spin" \
+      --cache-dir "$PWD/target/eventplane-bench-cache" >"$work/server.log" 2>&1 &
+    ;;
+  *) echo "RUNTIME must be eventplane or spin"; exit 1 ;;
+esac
 server=$!
+echo "==> runtime: ${RUNTIME:-eventplane}"
 python3 -m http.server "$spec_port" --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
 spec_server=$!
-for _ in $(seq 1 300); do
+for _ in $(seq 1 3000); do
   curl -s -o /dev/null "http://127.0.0.1:$port/.well-known/spin/health" && break
   sleep 0.1
 done
