@@ -11,11 +11,11 @@
     reason = "spin-sdk's #[http_component] expands to unsafe resource-handle conversions"
 )]
 
-mod auth;
 mod config;
 mod publish;
 mod push;
 
+use eventplane_ingest::handoff::HandOff;
 use eventplane_spin::{Router, send_response};
 use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
@@ -64,7 +64,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     }
 }
 
-async fn serve(request: IncomingRequest) -> (Response, Option<publish::HandOff>) {
+async fn serve(request: IncomingRequest) -> (Response, Option<HandOff>) {
     let routes = routes();
     let (endpoint, application) = match routes.resolve_request(&request) {
         Ok(matched) => (

@@ -2,23 +2,20 @@
 //! (`POST /events/{application}/v1/events`), authenticated, validated against the
 //! application's catalog, and stored before the answer.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use eventplane_core::{Error, TenantId};
-use eventplane_events::catalog::Catalog;
 use eventplane_events::cloudevents::{self, ContentMode, Event};
 use eventplane_events::legacy::{self, LegacyError, LegacyResponse};
 use eventplane_events::token::{self, AuthError, Publisher, SCOPE_PUBLISH};
 use eventplane_events::{CatalogError, limits};
 use eventplane_eventstore::Stored;
-use eventplane_ingest::Application;
+use eventplane_ingest::auth::{AuthFailure, authenticate};
+use eventplane_ingest::config::Config;
+use eventplane_ingest::handoff::HandOff;
+use eventplane_ingest::{Application, now_ms};
 use eventplane_spin::request::{header, headers, read_body};
 use eventplane_spin::{SpinStore, error_response, json_response};
 use serde_json::{Value, json};
 use spin_sdk::http::{IncomingRequest, Response};
-
-use crate::auth::{AuthFailure, authenticate};
-use crate::config::Config;
 
 /// Why a publish failed, before it is put in the endpoint's error shape.
 pub enum Failure {
@@ -103,13 +100,6 @@ impl Failure {
     }
 }
 
-/// Unix milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// The authenticated context of one publish.
 struct Context {
     store: SpinStore,
@@ -150,54 +140,6 @@ fn store(
     type_version: Option<String>,
 ) -> Result<Stored, Error> {
     app.store(&ctx.store, &ctx.tenant, event, type_version, now_ms())
-}
-
-/// Events to hand to the dispatcher once the publisher has its answer: the accepted (not
-/// duplicate) events that at least one active subscription receives. When the tenant has
-/// active subscriptions but none receives these events, the hand-off still goes (without an
-/// event): every publish lets the dispatcher make a bounded amount of due work (retries).
-pub struct HandOff {
-    tenant: TenantId,
-    events: Vec<eventplane_core::EventId>,
-}
-
-impl HandOff {
-    /// The hand-off of the events `stored` accepted in `tenant`, if any of them has a
-    /// subscriber.
-    pub fn of(store: &SpinStore, tenant: &TenantId, stored: &[Stored]) -> Option<Self> {
-        let fresh: Vec<&Stored> = stored.iter().filter(|s| !s.duplicate).collect();
-        if fresh.is_empty() || !eventplane_spin::handoff::enabled() {
-            return None;
-        }
-        // The tick takes every event from the log anyway: a failed read only skips the hand-off.
-        let subscriptions = eventplane_dispatch::active(store, tenant).ok()?;
-        if subscriptions.is_empty() {
-            return None; // no due work can be made either
-        }
-        let events: Vec<_> = fresh
-            .into_iter()
-            .filter(|s| {
-                let subject = eventplane_dispatch::FilterSubject::from_event(&s.event);
-                subscriptions.iter().any(|sub| sub.filter.matches(&subject))
-            })
-            .map(|s| s.event.id.clone())
-            .collect();
-        Some(Self {
-            tenant: tenant.clone(),
-            events,
-        })
-    }
-
-    /// Asks the dispatcher to deliver the events now, in parallel. Failures are only logged:
-    /// the dispatcher's tick takes every accepted event from the event log anyway.
-    pub async fn send(self) {
-        let events: Vec<Option<eventplane_core::EventId>> = if self.events.is_empty() {
-            vec![None] // only the drain
-        } else {
-            self.events.into_iter().map(Some).collect()
-        };
-        eventplane_spin::handoff::hand_off(&self.tenant, &events, None).await;
-    }
 }
 
 fn accepted(stored: &Stored) -> Value {
@@ -258,14 +200,13 @@ async fn publish_cloudevents(
         token::authorize_source(&ctx.publisher, &event.source)?;
     }
     let app = application(&ctx, &ctx.publisher.app)?;
-    let mut validator = Catalog::new(&app.entries);
     match mode {
         ContentMode::Batch => {
-            validator.validate_batch(&events)?;
+            app.check_batch(&events)?;
         }
         _ => {
             for event in &events {
-                validator.validate(event, None)?;
+                app.check(event, None)?;
             }
         }
     }

@@ -25,9 +25,12 @@ use eventplane_spin::{SpinStore, error_response, json_response};
 use serde_json::json;
 use spin_sdk::http::{IncomingRequest, Response};
 
-use crate::auth::{self, AuthFailure, unix_now};
-use crate::config::{Oidc, PushConfig};
-use crate::publish::{HandOff, now_ms};
+use eventplane_ingest::auth::{self, AuthFailure};
+use eventplane_ingest::config::Oidc;
+use eventplane_ingest::handoff::HandOff;
+use eventplane_ingest::{now_ms, unix_now};
+
+use crate::config::PushConfig;
 
 /// Room for the envelope around a message's data (base64, a third larger than the data).
 const ENVELOPE_OVERHEAD_BYTES: u64 = 64 * 1024;

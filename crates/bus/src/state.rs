@@ -11,14 +11,16 @@
 //! | `sys/bus-seed/<key>` | the election of the writer creating one of those records |
 //!
 //! `<sub key>` is [`subscription_key`](crate::config::subscription_key) of the subscription's URL.
+//! The rejected messages are a [`RejectedLog`] of `eventplane-ingest` (the log MQTT uses too).
 //! Every change is a compare-and-swap on an existing record, so concurrent ticks lose no count.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use eventplane_core::keys::{self, Kind};
 use eventplane_core::{ApiId, Error, Key, KvStore, KvStoreExt, TenantId};
+use eventplane_ingest::rejected::ensure_exists;
+pub use eventplane_ingest::rejected::{
+    MAX_REJECTED_DATA_BYTES, MAX_REJECTED_KEPT, MAX_REJECTED_PAGE, RejectedLog, RejectedMessage,
+    RejectedPage,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::Rejection;
@@ -35,13 +37,6 @@ pub const BUS_REJECTED_LIST: Kind = Kind::new("bus-rejected");
 
 /// System counters electing the first writer of a state record or rejected list.
 pub const BUS_SEEDS: Kind = Kind::new("bus-seed");
-
-/// How many rejected messages are kept per subscription; older ones are dropped.
-pub const MAX_REJECTED_KEPT: usize = 1000;
-/// How much of a rejected message's data is kept.
-pub const MAX_REJECTED_DATA_BYTES: usize = 64 * 1024;
-/// The most rejected messages one page lists.
-pub const MAX_REJECTED_PAGE: usize = 200;
 
 /// The state of one external subscription.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,32 +63,6 @@ pub struct BusState {
     pub last_error_at: Option<u64>,
 }
 
-/// A message that could not become an event, kept as it came.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RejectedMessage {
-    /// Pub/Sub's id of the message.
-    pub message_id: String,
-    /// The rejection's code (`INVALID_CLOUDEVENT`, `EVENT_TYPE_NOT_REGISTERED`, …).
-    pub code: String,
-    /// Why it was rejected.
-    pub reason: String,
-    /// Its attributes.
-    pub attributes: BTreeMap<String, String>,
-    /// Its data: the text when it is UTF-8, else base64 (see `data_encoding`).
-    pub data: String,
-    /// `text` or `base64`.
-    pub data_encoding: String,
-    /// Whether `data` was cut at [`MAX_REJECTED_DATA_BYTES`].
-    #[serde(default)]
-    pub truncated: bool,
-    /// When Pub/Sub received it.
-    #[serde(default)]
-    pub publish_time: String,
-    /// When it was rejected (Unix ms).
-    pub at: u64,
-}
-
 /// The name of one external subscription of one API: `<api id>:<sub key>`.
 pub fn subscription_name(api: &ApiId, sub_key: &str) -> String {
     format!("{api}:{sub_key}")
@@ -108,16 +77,16 @@ fn state_key(tenant: &TenantId, api: &ApiId, sub_key: &str) -> Key {
     keys::record(tenant, BUS_STATES, &subscription_name(api, sub_key))
 }
 
-fn rejected_key(tenant: &TenantId, api: &ApiId, sub_key: &str, message_id: &str) -> Key {
-    keys::record(
-        tenant,
+/// The rejected messages of the subscription `sub_key` of `api`: records
+/// `t/<tenant>/r/bus-rejected/<api id>:<sub key>:<message id>`, listed in
+/// `t/<tenant>/i/bus-rejected/<api id>:<sub key>`.
+pub fn rejected_log(api: &ApiId, sub_key: &str) -> RejectedLog {
+    RejectedLog::new(
         BUS_REJECTED,
-        &format!("{}:{message_id}", subscription_name(api, sub_key)),
+        BUS_REJECTED_LIST,
+        BUS_SEEDS,
+        subscription_name(api, sub_key),
     )
-}
-
-fn rejected_list(tenant: &TenantId, api: &ApiId, sub_key: &str) -> Key {
-    keys::owned_index(tenant, BUS_REJECTED_LIST, &subscription_name(api, sub_key))
 }
 
 /// The state of the subscription `sub_key` of `api` (the default when none was recorded).
@@ -130,31 +99,6 @@ pub fn load(
     Ok(store
         .get_json(&state_key(tenant, api, sub_key))?
         .unwrap_or_default())
-}
-
-/// Makes sure the JSON record `key` exists before it is changed by compare-and-swap: on Spin's
-/// SQLite store a swap "only if absent" is an unconditional write, so two first writers could
-/// lose one's change. The writer whose `increment` of `seed` returns 1 creates it with
-/// `initial`; the others wait for it (about 200 ms at most, then go ahead).
-fn ensure_exists(
-    store: &dyn KvStore,
-    key: &Key,
-    seed: &Key,
-    initial: &impl Serialize,
-) -> Result<(), Error> {
-    if store.exists(key)? {
-        return Ok(());
-    }
-    if store.increment(seed, 1)? == 1 {
-        return store.set_json(key, initial);
-    }
-    for _ in 0..200 {
-        if store.exists(key)? {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    Ok(())
 }
 
 fn seed_of(key: &Key) -> Key {
@@ -205,61 +149,18 @@ pub fn record_rejected(
     rejection: &Rejection,
     now_ms: u64,
 ) -> Result<bool, Error> {
-    let key = rejected_key(tenant, api, sub_key, &message.message_id);
-    if store.exists(&key)? {
-        return Ok(false);
-    }
     let raw = message
         .decoded_data()
         .unwrap_or_else(|_| message.data.clone().into_bytes());
-    let truncated = raw.len() > MAX_REJECTED_DATA_BYTES;
-    let kept = &raw[..raw.len().min(MAX_REJECTED_DATA_BYTES)];
-    let (data, data_encoding) = match std::str::from_utf8(kept) {
-        Ok(text) => (text.to_owned(), "text"),
-        Err(_) => (STANDARD.encode(kept), "base64"),
-    };
-    let record = RejectedMessage {
-        message_id: message.message_id.clone(),
-        code: rejection.code.clone(),
-        reason: rejection.reason.clone(),
-        attributes: message.attributes.clone(),
-        data,
-        data_encoding: data_encoding.to_owned(),
-        truncated,
-        publish_time: message.publish_time.clone(),
-        at: now_ms,
-    };
-    store.set_json(&key, &record)?;
-    let member = format!("{now_ms:013}:{}", message.message_id);
-    let mut evicted = Vec::new();
-    let list = rejected_list(tenant, api, sub_key);
-    ensure_exists(store, &list, &seed_of(&list), &BTreeSet::<String>::new())?;
-    store.update_json(&list, |members: Option<BTreeSet<String>>| {
-        let mut members = members.unwrap_or_default();
-        members.insert(member.clone());
-        evicted.clear();
-        while members.len() > MAX_REJECTED_KEPT {
-            if let Some(oldest) = members.pop_first() {
-                evicted.push(oldest);
-            }
-        }
-        Ok(members)
-    })?;
-    for member in evicted {
-        if let Some((_, message_id)) = member.split_once(':') {
-            store.delete(&rejected_key(tenant, api, sub_key, message_id))?;
-        }
-    }
-    Ok(true)
-}
-
-/// One page of rejected messages, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectedPage {
-    /// The messages.
-    pub data: Vec<RejectedMessage>,
-    /// The cursor of the next page; `None` on the last.
-    pub next_cursor: Option<String>,
+    let record = RejectedMessage::new(
+        message.message_id.clone(),
+        rejection,
+        message.attributes.clone(),
+        &raw,
+        message.publish_time.clone(),
+        now_ms,
+    );
+    rejected_log(api, sub_key).record(store, tenant, &record)
 }
 
 /// Up to `first` (1 to [`MAX_REJECTED_PAGE`]) rejected messages after the cursor `after`.
@@ -271,25 +172,7 @@ pub fn rejected_page(
     first: usize,
     after: Option<&str>,
 ) -> Result<RejectedPage, Error> {
-    let page = store.index_page(
-        &rejected_list(tenant, api, sub_key),
-        after,
-        first.clamp(1, MAX_REJECTED_PAGE),
-    )?;
-    let mut data = Vec::with_capacity(page.members.len());
-    for member in &page.members {
-        let Some((_, message_id)) = member.split_once(':') else {
-            continue;
-        };
-        // evicted meanwhile: simply gone
-        if let Some(record) = store.get_json(&rejected_key(tenant, api, sub_key, message_id))? {
-            data.push(record);
-        }
-    }
-    Ok(RejectedPage {
-        data,
-        next_cursor: page.next,
-    })
+    rejected_log(api, sub_key).page(store, tenant, first, after)
 }
 
 /// Removes everything recorded of the subscription `sub_key` of `api` (when it is removed
@@ -300,18 +183,10 @@ pub fn forget(
     api: &ApiId,
     sub_key: &str,
 ) -> Result<(), Error> {
-    let list = rejected_list(tenant, api, sub_key);
-    let members: BTreeSet<String> = store.get_json(&list)?.unwrap_or_default();
-    for member in &members {
-        if let Some((_, message_id)) = member.split_once(':') {
-            store.delete(&rejected_key(tenant, api, sub_key, message_id))?;
-        }
-    }
+    rejected_log(api, sub_key).forget(store, tenant)?;
     let state = state_key(tenant, api, sub_key);
-    for key in [&list, &state] {
-        store.delete(key)?;
-        store.delete(&seed_of(key))?;
-    }
+    store.delete(&state)?;
+    store.delete(&seed_of(&state))?;
     Ok(())
 }
 
@@ -319,6 +194,8 @@ pub fn forget(
 mod tests {
     use std::sync::Arc;
 
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
     use eventplane_core::MemoryStore;
 
     use super::*;

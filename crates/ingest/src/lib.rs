@@ -1,24 +1,44 @@
 //! The one path an event takes into eventplane, whatever carried it: an HTTP publish (the
-//! gateway's CloudEvents and Kyma legacy endpoints), a Pub/Sub push, or a Pub/Sub pull.
+//! gateway's CloudEvents and Kyma legacy endpoints), a Pub/Sub push, a Pub/Sub pull, or an
+//! MQTT message.
 //!
 //! 1. **Parse**: each entry turns its wire format into a CloudEvent ([`Event`]) with the events
-//!    crate (`cloudevents`, `legacy`) or its own binding (Pub/Sub's in the bus crate).
-//! 2. **Authenticate**: each entry proves who published (access tokens, Pub/Sub's push token,
-//!    the bus subscription it pulled from) and so which [`Application`] it is.
-//! 3. **Check**: against the application's catalog ([`Application::check`]): the type must be
-//!    registered and the data must satisfy its payload schema.
+//!    crate (`cloudevents`, `legacy`) or its own binding (Pub/Sub's in the bus crate, MQTT's in
+//!    `mqtt`).
+//! 2. **Authenticate**: each entry proves who published (access tokens, verified by `auth`
+//!    with the feature `spin`; Pub/Sub's push token; the bus subscription it pulled from) and
+//!    so which [`Application`] it is.
+//! 3. **Check**: against the application's catalog ([`Application::check`],
+//!    [`Application::check_batch`]): the type must be registered and the data must satisfy its
+//!    payload schema.
 //! 4. **Store**: durably and idempotently per `source` and `id` ([`Application::store`]) before
 //!    the entry says yes.
-//! 5. **Hand off**: the entry lets the dispatcher know (the gateway's hand-off; a pull delivers
-//!    in the same tick).
+//! 5. **Hand off**: the entry lets the dispatcher know (`handoff::HandOff` with the feature
+//!    `spin`; a pull delivers in the same tick).
 //!
 //! Entries that cannot answer with the gateway's error shapes (a push answers Pub/Sub, a pull
-//! records the problem in the subscription's state) get a [`Rejection`] instead.
+//! records the problem in the subscription's state, MQTT has no answer) get a [`Rejection`]
+//! instead, and keep what they refused in a [`rejected::RejectedLog`].
+//!
+//! The feature `spin` adds the parts that run on spin-sdk: `auth` (access tokens: ours and the
+//! external OpenID Connect issuer's, with the key-set and verified-token caches), `config`
+//! (the variables they read) and `handoff`. Without it the crate is plain domain code.
 #![deny(missing_docs)]
+
+#[cfg(feature = "spin")]
+pub mod auth;
+#[cfg(feature = "spin")]
+pub mod config;
+#[cfg(feature = "spin")]
+pub mod handoff;
+pub mod rejected;
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use eventplane_core::{AppId, Error, FieldError, KvStore, TenantId};
 use eventplane_events::catalog::{Catalog, PayloadCheck};
 use eventplane_events::cloudevents::Event;
+use eventplane_events::token::AuthError;
 use eventplane_events::{CatalogEntry, CatalogError, EventData};
 use eventplane_eventstore::{self as eventstore, NewEvent, Stored};
 
@@ -63,6 +83,12 @@ impl Application {
         version: Option<&str>,
     ) -> Result<PayloadCheck, CatalogError> {
         Catalog::new(&self.entries).validate(event, version)
+    }
+
+    /// Checks a batch of events as a whole: either every event passes (the outcomes in order),
+    /// or one error listing the problems of every failing entry (`[index]`-prefixed fields).
+    pub fn check_batch(&self, events: &[Event]) -> Result<Vec<PayloadCheck>, CatalogError> {
+        Catalog::new(&self.entries).validate_batch(events)
     }
 
     /// Stores `event`, published by this application and checked, for `tenant` at `now_ms`
@@ -123,12 +149,14 @@ impl Application {
 /// Why something that arrived cannot become an event: a code and a reason a person reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    /// `INVALID_CLOUDEVENT`, `PAYLOAD_TOO_LARGE`, `EVENT_TYPE_NOT_REGISTERED` or
-    /// `PAYLOAD_SCHEMA_VIOLATION`.
+    /// `INVALID_CLOUDEVENT`, `PAYLOAD_TOO_LARGE`, `EVENT_TYPE_NOT_REGISTERED`,
+    /// `PAYLOAD_SCHEMA_VIOLATION`; for entries that authenticate each message themselves also
+    /// `UNAUTHORIZED`, `FORBIDDEN` and `NOT_FOUND` (no such application).
     pub code: String,
     /// What is wrong, with each field's problem.
     pub reason: String,
-    /// The HTTP status an entry that answers over HTTP uses: `413` (too large) or `422`.
+    /// The HTTP status an entry that answers over HTTP uses: `413` (too large), `422`, or
+    /// `401`, `403`, `404`.
     pub status: u16,
 }
 
@@ -165,6 +193,44 @@ impl Rejection {
             status: 422,
         }
     }
+
+    /// Not authenticated (`UNAUTHORIZED`, 401) or not allowed (`FORBIDDEN`, 403).
+    pub fn from_auth(err: &AuthError) -> Self {
+        let status = err.status();
+        Self {
+            code: if status == 403 {
+                "FORBIDDEN"
+            } else {
+                "UNAUTHORIZED"
+            }
+            .to_owned(),
+            reason: err.to_string(),
+            status,
+        }
+    }
+
+    /// The application `name` does not exist (`NOT_FOUND`, 404).
+    pub fn no_application(name: &str) -> Self {
+        Self {
+            code: "NOT_FOUND".to_owned(),
+            reason: format!("there is no application named {name:?}"),
+            status: 404,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (`0` if the clock is before it).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Seconds since the Unix epoch (`0` if the clock is before it).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn with_details(message: &str, details: &[FieldError]) -> String {

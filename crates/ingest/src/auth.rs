@@ -1,16 +1,18 @@
-//! Who is publishing: the bearer token, verified against our own keys or those of the
-//! configured external OpenID Connect issuer.
+//! Who is publishing: an access token, verified against our own keys or those of the
+//! configured external OpenID Connect issuer. The gateway takes it from the `Authorization`
+//! header ([`authenticate`]), MQTT from an attribute of the events ([`authenticate_token`]):
+//! both verify it here, with the same caches.
 //!
 //! The external issuer's key set is fetched over outbound HTTP and cached in the store for
-//! [`JWKS_TTL_SECONDS`]; a token whose `kid` is not in the cached set makes the gateway fetch
-//! the set again (at most once per [`JWKS_MIN_REFRESH_SECONDS`]), so a rotated key is picked up
+//! [`JWKS_TTL_SECONDS`]; a token whose `kid` is not in the cached set has it fetched
+//! again (at most once per [`JWKS_MIN_REFRESH_SECONDS`]), so a rotated key is picked up
 //! at once.
 //!
 //! A token that verified is remembered in the store under a hash of the whole token until it
 //! expires ([`VerifiedToken`]): its next uses cost a read instead of a signature check, and stop
 //! working as soon as its key leaves the issuer's key set.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use eventplane_core::{Error, KvStore, KvStoreExt, StoreError, TenantId, keys};
 use eventplane_events::signing;
@@ -25,6 +27,7 @@ use sha2::{Digest, Sha256};
 use spin_sdk::http::Method;
 
 use crate::config::{Config, Oidc};
+use crate::unix_now;
 
 /// How long a fetched key set is used before it is fetched again.
 pub const JWKS_TTL_SECONDS: u64 = 600;
@@ -46,6 +49,7 @@ struct CachedJwks {
 }
 
 /// Why a request is not authenticated, or could not be checked.
+#[derive(Debug)]
 pub enum AuthFailure {
     /// The token is missing, invalid or not allowed (401 / 403).
     Denied(AuthError),
@@ -65,19 +69,12 @@ impl From<Error> for AuthFailure {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn sleep(duration: Duration) {
     std::thread::sleep(duration);
 }
 
-/// The publisher of a request with `authorization`, and the tenant it publishes to: the
-/// token's `tenant` claim, else `tenant_header`, else the default tenant.
+/// The publisher of a request with `authorization` (`Bearer <token>`), and the tenant it
+/// publishes to: the token's `tenant` claim, else `tenant_header`, else the default tenant.
 pub async fn authenticate(
     store: &dyn KvStore,
     config: &Config,
@@ -85,6 +82,17 @@ pub async fn authenticate(
     tenant_header: Option<&str>,
 ) -> Result<(Publisher, TenantId), AuthFailure> {
     let token = bearer_token(authorization)?;
+    authenticate_token(store, config, token, tenant_header).await
+}
+
+/// The publisher of the access token `token` (the bare JWT), and the tenant it publishes to:
+/// the token's `tenant` claim, else `tenant_hint`, else the default tenant.
+pub async fn authenticate_token(
+    store: &dyn KvStore,
+    config: &Config,
+    token: &str,
+    tenant_hint: Option<&str>,
+) -> Result<(Publisher, TenantId), AuthFailure> {
     let now = unix_now();
     let issuer = unverified_issuer(token);
     let external = config
@@ -114,7 +122,7 @@ pub async fn authenticate(
     let tenant = publisher
         .tenant
         .clone()
-        .or_else(|| tenant_header.map(|t| t.trim().to_owned()))
+        .or_else(|| tenant_hint.map(|t| t.trim().to_owned()))
         .unwrap_or_else(|| config.default_tenant.clone());
     let tenant = TenantId::new(&tenant)
         .map_err(|e| AuthError::InvalidToken(format!("the tenant `{tenant}` is invalid: {e}")))?;
@@ -195,7 +203,7 @@ fn remember(store: &dyn KvStore, cache: &str, token: &str, publisher: &Publisher
     if let Some(verified) = VerifiedToken::remember(token, publisher.clone())
         && let Err(e) = store.set_json(&verified_key(cache, token), &verified)
     {
-        eprintln!("gateway: cannot remember a verified token: {e}");
+        eprintln!("cannot remember a verified token: {e}");
     }
 }
 
@@ -253,7 +261,7 @@ async fn fetch_jwks(store: &dyn KvStore, jwks_url: &str, now: u64) -> Result<Jwk
         document,
     };
     if let Err(e) = store.set_json(&cache_key(jwks_url), &cached) {
-        eprintln!("gateway: cannot cache the OIDC key set: {e}");
+        eprintln!("cannot cache the OIDC key set: {e}");
     }
     Ok(keys)
 }
