@@ -4,7 +4,7 @@
 //!
 //! 1. **Parse**: each entry turns its wire format into a CloudEvent ([`Event`]) with the events
 //!    crate (`cloudevents`, `legacy`) or its own binding (Pub/Sub's in the bus crate, MQTT's in
-//!    `mqtt`).
+//!    [`mqtt`]).
 //! 2. **Authenticate**: each entry proves who published (access tokens, verified by `auth`
 //!    with the feature `spin`; Pub/Sub's push token; the bus subscription it pulled from) and
 //!    so which [`Application`] it is.
@@ -31,6 +31,7 @@ pub mod auth;
 pub mod config;
 #[cfg(feature = "spin")]
 pub mod handoff;
+pub mod mqtt;
 pub mod rejected;
 
 use std::time::{SystemTime, UNIX_EPOCH};
