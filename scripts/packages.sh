@@ -1,7 +1,7 @@
 # The workspace packages that are WebAssembly components (built for wasm32-wasip2 only).
 # Sourced by scripts/test.sh and .ci/run.
 #
-# The application's four components, in the order of spin.toml's build command: every
+# The application's components, in the order of spin.toml's build command: every
 # component's build command there builds exactly these, in one cargo invocation (features are
 # unified per invocation), and scripts/build-components.sh builds them with the same arguments,
 # so a `spin build` after the tests compiles nothing (.ci/run checks it).
@@ -10,6 +10,7 @@ APP_PACKAGES=(
   eventplane-fetcher
   eventplane-gateway
   eventplane-dispatcher
+  eventplane-mqtt
 )
 # The test components, built in an invocation of their own.
 TEST_WASM_PACKAGES=(

@@ -1,0 +1,149 @@
+//! One MQTT message: parsed, authenticated, checked, stored and handed off like a published
+//! event, or refused, recorded and noticed. The rules are `eventplane_ingest::mqtt`'s.
+
+use eventplane_core::{Error, KvStore, TenantId};
+use eventplane_ingest::auth::{AuthFailure, authenticate_token};
+use eventplane_ingest::handoff::HandOff;
+use eventplane_ingest::mqtt::{self, Mode};
+use eventplane_ingest::{Application, Rejection, now_ms};
+use eventplane_spin::SpinStore;
+use spin_sdk::mqtt::{Connection, Qos};
+
+use crate::settings::Settings;
+
+/// Why a message is refused, and where the refusal is recorded.
+struct Refusal {
+    rejection: Rejection,
+    /// The tenant of the verified token, else the default tenant.
+    tenant: TenantId,
+    /// The application of the verified token, if it verified.
+    token_application: Option<String>,
+}
+
+/// What became of a message.
+enum Outcome {
+    /// Stored; the hand-off to make, if any event has subscribers.
+    Accepted(Option<HandOff>),
+    /// Refused.
+    Refused(Refusal),
+}
+
+/// Handles the message `payload` received on `topic`. `Err` only when eventplane itself
+/// failed (store, variables): the message must come again.
+pub async fn handle(topic: &str, payload: &[u8]) -> Result<(), Error> {
+    if mqtt::is_notice(topic) {
+        eprintln!("mqtt: ignoring a message on {topic}: rejection notices never come back in");
+        return Ok(());
+    }
+    let settings = Settings::load()?;
+    let store = SpinStore::open_default()?;
+    let now = now_ms();
+    match ingest(&store, &settings, topic, payload, now).await? {
+        Outcome::Accepted(hand_off) => {
+            if let Some(hand_off) = hand_off {
+                hand_off.send().await;
+            }
+            Ok(())
+        }
+        Outcome::Refused(refusal) => refuse(&store, &settings, topic, payload, &refusal, now),
+    }
+}
+
+/// Takes the message the common way; `Err` only for failures of eventplane itself.
+async fn ingest(
+    store: &dyn KvStore,
+    settings: &Settings,
+    topic: &str,
+    payload: &[u8],
+    now: u64,
+) -> Result<Outcome, Error> {
+    let topic_application = settings.topic.application(topic)?;
+    let unverified = |rejection| {
+        Ok(Outcome::Refused(Refusal {
+            rejection,
+            tenant: settings.default_tenant.clone(),
+            token_application: None,
+        }))
+    };
+    let parsed = match mqtt::parse(payload, settings.auth.max_event_bytes) {
+        Ok(parsed) => parsed,
+        Err(rejection) => return unverified(rejection),
+    };
+    let (publisher, tenant) =
+        match authenticate_token(store, &settings.auth, &parsed.token, None).await {
+            Ok(verified) => verified,
+            Err(AuthFailure::Denied(err)) => return unverified(Rejection::from_auth(&err)),
+            Err(AuthFailure::Unavailable(err)) => return Err(err),
+        };
+    let refused = |rejection| {
+        Ok(Outcome::Refused(Refusal {
+            rejection,
+            tenant: tenant.clone(),
+            token_application: Some(publisher.app.clone()),
+        }))
+    };
+    if let Err(rejection) = mqtt::authorize(&publisher, topic_application, &parsed.events) {
+        return refused(rejection);
+    }
+    let Some(app) = Application::load(store, &tenant, &publisher.app)? else {
+        return refused(Rejection::no_application(&publisher.app));
+    };
+    let checked = match parsed.mode {
+        Mode::Batch => app.check_batch(&parsed.events).map(drop),
+        Mode::Single => parsed
+            .events
+            .iter()
+            .try_for_each(|event| app.check(event, None).map(drop)),
+    };
+    if let Err(err) = checked {
+        return refused(Rejection::from_catalog(&err));
+    }
+    let mut stored = Vec::with_capacity(parsed.events.len());
+    for event in parsed.events {
+        stored.push(app.store(store, &tenant, event, None, now)?);
+    }
+    Ok(Outcome::Accepted(HandOff::of(store, &tenant, &stored)))
+}
+
+/// Records a refused message in its application's log, then publishes the notice (when
+/// `mqtt_address` is set; a failed notice is only logged: the record is what counts).
+fn refuse(
+    store: &dyn KvStore,
+    settings: &Settings,
+    topic: &str,
+    payload: &[u8],
+    refusal: &Refusal,
+    now: u64,
+) -> Result<(), Error> {
+    let record = mqtt::rejected_record(topic, payload, &refusal.rejection, now);
+    let topic_application = settings.topic.application(topic)?;
+    let log = mqtt::rejected_log(mqtt::log_name(
+        topic_application,
+        refusal.token_application.as_deref(),
+    ));
+    let recorded = log.record(store, &refusal.tenant, &record)?;
+    eprintln!(
+        "mqtt: refused message {} on {topic} ({}{}): {}",
+        record.message_id,
+        record.code,
+        if recorded { "" } else { ", seen before" },
+        record.reason
+    );
+    if !settings.address.is_empty() {
+        let notice = mqtt::notice(topic, &record);
+        let sent = Connection::open(
+            &settings.address,
+            &settings.username,
+            &settings.password,
+            settings.keep_alive_seconds,
+        )
+        .and_then(|connection| connection.publish(&notice.topic, &notice.body, Qos::AtLeastOnce));
+        if let Err(err) = sent {
+            eprintln!(
+                "mqtt: cannot publish the rejection notice to {}: {err}",
+                notice.topic
+            );
+        }
+    }
+    Ok(())
+}
