@@ -8,7 +8,7 @@ pub struct Config {
     pub admin_token: String,
     /// `default_tenant`: the tenant of requests without a `Tenant` header.
     pub default_tenant: String,
-    /// `events_base_url` and `spec_max_bytes`.
+    /// `events_base_url`, `spec_max_bytes`, `mqtt_address` and `mqtt_topic`.
     pub registry: RegistryConfig,
     /// `fetch_timeout_ms`: how long the fetcher may take for one fetch.
     pub fetch_timeout: std::time::Duration,
@@ -41,6 +41,8 @@ impl Config {
             registry: RegistryConfig {
                 events_base_url: var("events_base_url")?,
                 spec_max_bytes,
+                mqtt_address: var("mqtt_address")?,
+                mqtt_topic: var("mqtt_topic")?,
             },
         })
     }

@@ -6,6 +6,8 @@ use eventplane_core::index::{all_members, update_existing};
 use eventplane_core::keys::{self, APPLICATIONS};
 use eventplane_core::{AppId, Error, KvStoreExt, PrefixedId};
 
+use eventplane_ingest::mqtt::TopicPattern;
+
 use crate::context::RequestScope;
 use crate::errors::ApiResult;
 use crate::event_apis::{self, EventApiDefinitionInput, EventApiDefinitionPage};
@@ -94,8 +96,24 @@ impl AppRecord {
         ctx: &Context<'_>,
     ) -> ApiResult<ApplicationEventingConfiguration> {
         let scope = RequestScope::of(ctx)?;
+        let config = &scope.config;
+        // Without the query: Spin's address names eventplane's own `client_id` there, and a
+        // broker drops a connection when another client connects with the same id.
+        let broker_url = config.mqtt_address.trim();
+        let broker_url = broker_url
+            .split_once('?')
+            .map_or(broker_url, |(url, _)| url);
+        let mqtt = if broker_url.is_empty() {
+            None
+        } else {
+            Some(ApplicationMqttConfiguration {
+                broker_url: broker_url.to_owned(),
+                topic: TopicPattern::parse(&config.mqtt_topic)?.topic_of(&self.name),
+            })
+        };
         Ok(ApplicationEventingConfiguration {
-            default_url: scope.config.default_events_url(&self.name),
+            default_url: config.default_events_url(&self.name),
+            mqtt,
         })
     }
 }
@@ -106,6 +124,21 @@ pub(crate) struct ApplicationEventingConfiguration {
     /// The events URL: `<events_base_url>/events/<application name>/v1/events`.
     #[graphql(name = "defaultURL")]
     default_url: String,
+    /// Where the application may publish CloudEvents over MQTT instead (structured mode, the
+    /// access token in each event's extension attribute `accesstoken`); null when the
+    /// deployment has no MQTT broker.
+    mqtt: Option<ApplicationMqttConfiguration>,
+}
+
+/// Where an application publishes CloudEvents over MQTT.
+#[derive(SimpleObject)]
+pub(crate) struct ApplicationMqttConfiguration {
+    /// The broker: `mqtt_address` without its query (eventplane's own `client_id`).
+    #[graphql(name = "brokerURL")]
+    broker_url: String,
+    /// The topic to publish to: `mqtt_topic` with its `+` replaced by the application's name.
+    /// Refused messages are noticed on `<topic>/rejected`.
+    topic: String,
 }
 
 /// A page of applications.

@@ -1,13 +1,16 @@
 //! External subscriptions (`EventAPIDefinition.externalSubscriptions`): their validation into
 //! the form the dispatcher and the gateway read (`eventplane_bus::BusSubscription`, kept in the
 //! API's record), the index of APIs that have some, and their GraphQL object with the state of
-//! their consumption.
+//! their consumption; and the rejected messages of a bus subscription or of an application
+//! publishing over MQTT (both `eventplane_ingest::rejected` logs).
 
 use async_graphql::{Context, Object, SimpleObject};
 use eventplane_bus::BusSubscription;
-use eventplane_bus::state::{self, BUS_APIS, BusState, RejectedMessage};
+use eventplane_bus::state::{self, BUS_APIS, BusState};
 use eventplane_core::index::add_to_tenant_index;
 use eventplane_core::{ApiId, Error, FieldError};
+use eventplane_ingest::mqtt;
+use eventplane_ingest::rejected::{MAX_REJECTED_PAGE, RejectedMessage, RejectedPage};
 
 use crate::auth::Auth;
 use crate::context::RequestScope;
@@ -187,24 +190,44 @@ impl SubscriptionState {
         after: Option<String>,
     ) -> ApiResult<RejectedMessagePage> {
         let scope = RequestScope::of(ctx)?;
-        let first = first.unwrap_or(DEFAULT_REJECTED_PAGE);
-        let max = i32::try_from(state::MAX_REJECTED_PAGE).unwrap_or(i32::MAX);
-        if !(1..=max).contains(&first) {
-            return Err(Error::invalid("first", format!("must be from 1 to {max}")).into());
-        }
         let page = state::rejected_page(
             scope.store(),
             &scope.tenant,
             &self.api,
             &self.key,
-            usize::try_from(first).unwrap_or(1),
+            rejected_page_size(first)?,
             after.as_deref(),
         )?;
-        Ok(RejectedMessagePage {
-            data: page.data.into_iter().map(RejectedView).collect(),
-            next_cursor: page.next_cursor,
-        })
+        Ok(page.into())
     }
+}
+
+/// The size of a page of rejected messages asked for with `first`: 1 to
+/// [`MAX_REJECTED_PAGE`], [`DEFAULT_REJECTED_PAGE`] when not given.
+fn rejected_page_size(first: Option<i32>) -> Result<usize, Error> {
+    let first = first.unwrap_or(DEFAULT_REJECTED_PAGE);
+    let max = i32::try_from(MAX_REJECTED_PAGE).unwrap_or(i32::MAX);
+    if !(1..=max).contains(&first) {
+        return Err(Error::invalid("first", format!("must be from 1 to {max}")));
+    }
+    Ok(usize::try_from(first).unwrap_or(1))
+}
+
+/// A page of the messages published over MQTT for `application` (`-`: topics that named no
+/// application) that could not become events.
+pub(crate) fn mqtt_rejected(
+    scope: &RequestScope,
+    application: &str,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> Result<RejectedMessagePage, Error> {
+    let page = mqtt::rejected_log(application.trim()).page(
+        scope.store(),
+        &scope.tenant,
+        rejected_page_size(first)?,
+        after,
+    )?;
+    Ok(page.into())
 }
 
 /// A page of rejected messages.
@@ -217,18 +240,30 @@ pub(crate) struct RejectedMessagePage {
     next_cursor: Option<String>,
 }
 
-/// A message from an external subscription that could not become an event.
+impl From<RejectedPage> for RejectedMessagePage {
+    fn from(page: RejectedPage) -> Self {
+        Self {
+            data: page.data.into_iter().map(RejectedView).collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+/// A message from an external subscription, or published over MQTT, that could not become an
+/// event.
 pub(crate) struct RejectedView(RejectedMessage);
 
 #[Object(name = "RejectedMessage")]
 impl RejectedView {
-    /// The bus's id of the message.
+    /// The bus's id of the message; over MQTT, the first 32 hex digits of the SHA-256 of its
+    /// topic, a zero byte and its payload.
     async fn message_id(&self) -> &str {
         &self.0.message_id
     }
 
     /// `INVALID_CLOUDEVENT`, `PAYLOAD_TOO_LARGE`, `EVENT_TYPE_NOT_REGISTERED` or
-    /// `PAYLOAD_SCHEMA_VIOLATION`.
+    /// `PAYLOAD_SCHEMA_VIOLATION`; over MQTT also `UNAUTHORIZED`, `FORBIDDEN` (the access token)
+    /// and `NOT_FOUND` (no such application).
     async fn code(&self) -> &str {
         &self.0.code
     }
@@ -238,12 +273,13 @@ impl RejectedView {
         &self.0.reason
     }
 
-    /// Its attributes.
+    /// Its attributes; over MQTT, `topic`.
     async fn attributes(&self) -> SubscriptionAttributes {
         SubscriptionAttributes(self.0.attributes.clone())
     }
 
     /// Its data: the text when it is UTF-8, else base64 (see `dataEncoding`); the first 64 KiB.
+    /// Over MQTT the payload, with every access token replaced by `[redacted]`.
     async fn data(&self) -> &str {
         &self.0.data
     }
@@ -258,7 +294,7 @@ impl RejectedView {
         self.0.truncated
     }
 
-    /// When the bus received it (RFC 3339, as the bus said).
+    /// When the bus received it (RFC 3339, as the bus said); empty over MQTT.
     async fn publish_time(&self) -> &str {
         &self.0.publish_time
     }

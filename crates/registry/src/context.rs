@@ -97,13 +97,18 @@ impl BusChecker for NoBusChecker {
 /// The default of `spec_max_bytes` (1 MiB).
 pub const DEFAULT_SPEC_MAX_BYTES: usize = 1024 * 1024;
 
-/// The registry's configuration (Spin variables `events_base_url` and `spec_max_bytes`).
+/// The registry's configuration (Spin variables `events_base_url`, `spec_max_bytes`,
+/// `mqtt_address` and `mqtt_topic`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryConfig {
     /// Base of the URLs handed to applications, e.g. `https://events.example.com`.
     pub events_base_url: String,
     /// The largest inline spec document accepted, in bytes.
     pub spec_max_bytes: usize,
+    /// The MQTT broker applications may publish to; empty: none.
+    pub mqtt_address: String,
+    /// The MQTT topic pattern whose `+` level names the publishing application.
+    pub mqtt_topic: String,
 }
 
 impl Default for RegistryConfig {
@@ -111,6 +116,8 @@ impl Default for RegistryConfig {
         Self {
             events_base_url: "http://127.0.0.1:3000".to_owned(),
             spec_max_bytes: DEFAULT_SPEC_MAX_BYTES,
+            mqtt_address: String::new(),
+            mqtt_topic: eventplane_ingest::mqtt::DEFAULT_TOPIC.to_owned(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use async_graphql::{Context, EmptySubscription, ID, Object, Schema};
 
 use crate::applications::{self, ApplicationInput, ApplicationPage, Label, LabelFilter};
+use crate::bus::{self, RejectedMessagePage};
 use crate::context::RequestScope;
 use crate::credentials::{self, ClientCredentials};
 use crate::errors::{ApiResult, ErrorCodes};
@@ -61,6 +62,28 @@ impl Query {
     async fn event_api(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<ApiRecord>> {
         let scope = RequestScope::of(ctx)?;
         Ok(Some(event_apis::load(scope, &event_apis::parse_id(&id)?)?))
+    }
+
+    /// CloudEvents published over MQTT for the application named `application` that could not
+    /// become events (refused token, not a CloudEvent, not in the catalog, …), oldest first
+    /// (the newest 1000 are kept), with their payload (access tokens redacted) and the reason.
+    /// `application` is the name the topic gave (`-`: messages whose topic named no application
+    /// and whose token did not verify). `first`: 1 to 200 (default 50); `after`: the
+    /// `nextCursor` of the previous page.
+    async fn mqtt_rejected_messages(
+        &self,
+        ctx: &Context<'_>,
+        application: String,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<RejectedMessagePage> {
+        let scope = RequestScope::of(ctx)?;
+        Ok(bus::mqtt_rejected(
+            scope,
+            &application,
+            first,
+            after.as_deref(),
+        )?)
     }
 }
 

@@ -6,6 +6,7 @@ mod cascade;
 mod concurrency;
 mod event_apis;
 mod fetching;
+mod mqtt;
 mod outbox;
 mod pagination;
 mod sdl;

@@ -85,6 +85,7 @@ impl Harness {
             config: RegistryConfig {
                 events_base_url: BASE_URL.to_owned(),
                 spec_max_bytes: 64 * 1024,
+                ..RegistryConfig::default()
             },
             tenant: TenantId::new("acme").expect("valid tenant"),
             fetcher: Arc::new(NoFetcher),
