@@ -16,8 +16,8 @@ struct Refusal {
     rejection: Rejection,
     /// The tenant of the verified token, else the default tenant.
     tenant: TenantId,
-    /// The application of the verified token, if it verified.
-    token_application: Option<String>,
+    /// The log: the application the topic names, else the verified token's, else `-`.
+    log: String,
 }
 
 /// What became of a message.
@@ -62,7 +62,7 @@ async fn ingest(
         Ok(Outcome::Refused(Refusal {
             rejection,
             tenant: settings.default_tenant.clone(),
-            token_application: None,
+            log: mqtt::log_name(topic_application, None).to_owned(),
         }))
     };
     let parsed = match mqtt::parse(payload, settings.auth.max_event_bytes) {
@@ -79,7 +79,7 @@ async fn ingest(
         Ok(Outcome::Refused(Refusal {
             rejection,
             tenant: tenant.clone(),
-            token_application: Some(publisher.app.clone()),
+            log: mqtt::log_name(topic_application, Some(&publisher.app)).to_owned(),
         }))
     };
     if let Err(rejection) = mqtt::authorize(&publisher, topic_application, &parsed.events) {
@@ -116,12 +116,7 @@ fn refuse(
     now: u64,
 ) -> Result<(), Error> {
     let record = mqtt::rejected_record(topic, payload, &refusal.rejection, now);
-    let topic_application = settings.topic.application(topic)?;
-    let log = mqtt::rejected_log(mqtt::log_name(
-        topic_application,
-        refusal.token_application.as_deref(),
-    ));
-    let recorded = log.record(store, &refusal.tenant, &record)?;
+    let recorded = mqtt::rejected_log(&refusal.log).record(store, &refusal.tenant, &record)?;
     eprintln!(
         "mqtt: refused message {} on {topic} ({}{}): {}",
         record.message_id,
