@@ -9,6 +9,8 @@
 //!   component's `fermyon:spin/variables` view.
 //! - [`outbound`]: `allowed_outbound_hosts` checks, including self requests and service
 //!   chaining.
+//! - [`mqtt`]: Spin's MQTT trigger: `[application.trigger.mqtt]`, `[[trigger.mqtt]]`, broker
+//!   addresses and topic filters.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -51,6 +53,7 @@
 #![deny(missing_docs)]
 
 pub mod manifest;
+pub mod mqtt;
 pub mod outbound;
 pub mod routes;
 pub mod variables;

@@ -11,8 +11,10 @@
 //!   is refused (Spin then always routes with base `/`).
 //! - Spin features eventplane does not implement are refused with an error saying so
 //!   (inline trigger components, remote/registry sources, component dependencies, trigger
-//!   middleware, static responses, the WAGI executor, non-HTTP triggers, the deprecated
-//!   `allowed_http_hosts`).
+//!   middleware, static responses, the WAGI executor, triggers other than HTTP and MQTT, the
+//!   deprecated `allowed_http_hosts`).
+//! - `[[trigger.mqtt]]` and `[application.trigger.mqtt]` follow Spin's MQTT trigger plugin
+//!   (see [`crate::mqtt`]).
 
 mod ids;
 mod raw;
@@ -23,6 +25,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use ids::{check_kebab, check_label, check_lower_snake, check_snake};
+
+use crate::mqtt::{MqttSettings, MqttTrigger};
 
 /// A parsed, validated v2 manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +39,11 @@ pub struct Manifest {
     pub variables: Vec<(String, Variable)>,
     /// `[[trigger.http]]`, in manifest order.
     pub http_triggers: Vec<HttpTrigger>,
+    /// `[application.trigger.mqtt]`: present (and required) exactly when there are
+    /// `[[trigger.mqtt]]` entries.
+    pub mqtt: Option<MqttSettings>,
+    /// `[[trigger.mqtt]]`, in manifest order.
+    pub mqtt_triggers: Vec<MqttTrigger>,
     /// `[component.<id>]`, in manifest order.
     pub components: Vec<Component>,
     /// Warnings Spin would print when loading this manifest.
@@ -194,6 +203,17 @@ pub enum ManifestError {
         /// Why it is refused.
         reason: String,
     },
+    /// A bad `[[trigger.mqtt]]` entry.
+    #[error("invalid `mqtt` trigger config for {trigger}: {reason}")]
+    InvalidMqttTrigger {
+        /// Which trigger (`#n`, and its id when it has one).
+        trigger: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A missing or bad `[application.trigger.mqtt]`.
+    #[error("invalid [application.trigger.mqtt]: {0}")]
+    InvalidMqttSettings(String),
     /// A trigger names a component that is not defined.
     #[error(
         "{trigger} uses component `{component}`, which is not defined (no [component.{component}])"

@@ -93,6 +93,34 @@ pub struct RawHttpTrigger {
     pub executor: Option<toml::Value>,
 }
 
+/// `[application.trigger.mqtt]`: the MQTT trigger plugin's metadata, all four keys required
+/// strings (the plugin's `TriggerMetadata`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqttMetadata {
+    pub address: String,
+    pub username: String,
+    pub password: String,
+    pub keep_alive_interval: String,
+}
+
+/// One `[[trigger.mqtt]]`: Spin's generic trigger keys plus the plugin's `ComponentConfig`
+/// (`component`, `topic`, `qos`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqttTrigger {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub component: Option<toml::Value>,
+    #[serde(default)]
+    pub components: Option<toml::Table>,
+    #[serde(default)]
+    pub dependencies: Option<toml::Table>,
+    pub topic: String,
+    pub qos: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawComponent {

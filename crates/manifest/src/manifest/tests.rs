@@ -444,3 +444,178 @@ fn check_sources_reports_missing_files() -> anyhow::Result<()> {
     ));
     Ok(())
 }
+
+const MQTT_APP: &str = r#"
+[variables]
+broker = { default = "mqtt://localhost" }
+zone = { default = "north" }
+password = { required = true, secret = true }
+
+[application.trigger.mqtt]
+address = "{{ broker }}"
+username = "admin"
+password = "{{ password }}"
+keep_alive_interval = "30"
+
+[[trigger.mqtt]]
+id = "readings"
+component = "sensor"
+topic = "sensors/{{ zone }}/+"
+qos = "1"
+
+[[trigger.mqtt]]
+component = "sensor"
+topic = "alerts/#"
+qos = "0"
+
+[[trigger.http]]
+route = "/..."
+component = "sensor"
+
+[component.sensor]
+source = "sensor.wasm"
+"#;
+
+#[test]
+fn mqtt_triggers_and_their_broker_parse() -> anyhow::Result<()> {
+    use crate::mqtt::{MqttQos, MqttSettings, MqttTrigger};
+    let m = parse_ok(&format!("{HEAD}{MQTT_APP}"))?;
+    assert_eq!(
+        m.mqtt,
+        Some(MqttSettings {
+            address: "{{ broker }}".into(),
+            username: "admin".into(),
+            password: "{{ password }}".into(),
+            keep_alive_interval: 30,
+        })
+    );
+    assert_eq!(
+        m.mqtt_triggers,
+        [
+            MqttTrigger {
+                id: Some("readings".into()),
+                component: "sensor".into(),
+                topic: "sensors/{{ zone }}/+".into(),
+                qos: MqttQos::AtLeastOnce,
+            },
+            MqttTrigger {
+                id: None,
+                component: "sensor".into(),
+                topic: "alerts/#".into(),
+                qos: MqttQos::AtMostOnce,
+            },
+        ]
+    );
+    assert_eq!(m.http_triggers.len(), 1);
+    // Without MQTT triggers the plugin never reads its table: no settings, whatever it says.
+    let m = parse_ok(&format!(
+        "{HEAD}[application.trigger.mqtt]\nwhatever = 1\n[trigger]\n"
+    ))?;
+    assert_eq!(m.mqtt, None);
+    Ok(())
+}
+
+#[test]
+fn mqtt_tables_refuse_what_the_plugin_refuses() {
+    let with = |from: &str, to: &str| {
+        assert!(MQTT_APP.contains(from), "{from}");
+        error_of(&MQTT_APP.replacen(from, to, 1))
+    };
+    let cases = [
+        // unknown keys, in either table
+        (
+            "keep_alive_interval = \"30\"",
+            "keep_alive_interval = \"30\"\nclient_id = \"x\"",
+            "invalid [application.trigger.mqtt]: unknown field `client_id`",
+        ),
+        (
+            "qos = \"1\"",
+            "qos = \"1\"\nretain = true",
+            "invalid `mqtt` trigger config for [[trigger.mqtt]] #1: unknown field `retain`",
+        ),
+        // missing keys
+        (
+            "username = \"admin\"\n",
+            "",
+            "invalid [application.trigger.mqtt]: missing field `username`",
+        ),
+        (
+            "topic = \"alerts/#\"\n",
+            "",
+            "[[trigger.mqtt]] #2: missing field `topic`",
+        ),
+        // no table at all
+        (
+            "[application.trigger.mqtt]",
+            "[application.trigger.other]",
+            "the application has [[trigger.mqtt]] entries but no [application.trigger.mqtt] table",
+        ),
+        // bad qos: a number, or not 0-2
+        (
+            "qos = \"1\"",
+            "qos = 1",
+            "invalid `mqtt` trigger config for [[trigger.mqtt]] #1: invalid type: integer `1`, expected a string",
+        ),
+        (
+            "qos = \"0\"",
+            "qos = \"3\"",
+            "invalid `mqtt` trigger config for [[trigger.mqtt]] #2: `qos` must be \"0\", \"1\" or \"2\"; got \"3\"",
+        ),
+        // bad address schemes
+        (
+            "address = \"{{ broker }}\"",
+            "address = \"mqtts://broker:8883\"",
+            "invalid [application.trigger.mqtt]: `address`: \"mqtts://broker:8883\": TLS connections (mqtts://) are not supported by eventplane",
+        ),
+        (
+            "address = \"{{ broker }}\"",
+            "address = \"http://broker\"",
+            "the http:// scheme is not supported; use mqtt://host[:port] or tcp://host[:port]",
+        ),
+        // templates name application variables
+        (
+            "address = \"{{ broker }}\"",
+            "address = \"{{ brocker }}\"",
+            "invalid [application.trigger.mqtt]: `address`: invalid variable template: unknown variable \"brocker\"",
+        ),
+        (
+            "topic = \"sensors/{{ zone }}/+\"",
+            "topic = \"sensors/{{ zones }}/+\"",
+            "[[trigger.mqtt]] #1 (id `readings`): `topic`: invalid variable template: unknown variable \"zones\"",
+        ),
+        // keep-alive seconds
+        (
+            "keep_alive_interval = \"30\"",
+            "keep_alive_interval = \"30s\"",
+            "`keep_alive_interval` must be a whole number of seconds from 0 to 65535",
+        ),
+        (
+            "keep_alive_interval = \"30\"",
+            "keep_alive_interval = 30",
+            "invalid [application.trigger.mqtt]: invalid type: integer `30`, expected a string",
+        ),
+        // topic filters and components
+        (
+            "topic = \"alerts/#\"",
+            "topic = \"alerts/#/x\"",
+            "`topic`: the topic \"alerts/#/x\" uses `#` other than as its whole last level",
+        ),
+        (
+            "component = \"sensor\"\ntopic = \"alerts/#\"",
+            "component = \"ghost\"\ntopic = \"alerts/#\"",
+            "[[trigger.mqtt]] #2 uses component `ghost`, which is not defined",
+        ),
+        (
+            "component = \"sensor\"\ntopic = \"alerts/#\"",
+            "topic = \"alerts/#\"",
+            "[[trigger.mqtt]] #2: `component` is missing",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let err = with(from, to);
+        assert!(
+            err.contains(expected),
+            "{from} -> {to}:\n{err}\nwanted: {expected}"
+        );
+    }
+}

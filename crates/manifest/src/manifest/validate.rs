@@ -5,11 +5,14 @@ use std::path::Path;
 use super::ids::{check_kebab, check_label, check_lower_snake};
 use super::raw::{
     RawCommands, RawComponent, RawFileMount, RawHttpMetadata, RawHttpTrigger, RawManifest,
-    VersionProbe,
+    RawMqttMetadata, RawMqttTrigger, VersionProbe,
 };
 use super::{
     Application, BuildConfig, Component, FileMount, HttpRoute, HttpTrigger, Manifest,
     ManifestError, Variable,
+};
+use crate::mqtt::{
+    BrokerAddress, MAX_KEEP_ALIVE_SECS, MqttQos, MqttSettings, MqttTrigger, check_topic_filter,
 };
 use crate::outbound::AllowedHosts;
 use crate::variables::Template;
@@ -58,29 +61,58 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Manifest, ManifestError> {
         .collect::<Result<Vec<_>, _>>()?;
 
     let mut http_triggers = Vec::new();
+    let mut mqtt_triggers = Vec::new();
     for (trigger_type, tables) in raw.trigger {
-        if trigger_type != "http" {
-            return Err(ManifestError::Unsupported(format!(
-                "the `{trigger_type}` trigger type ([[trigger.{trigger_type}]])"
-            )));
-        }
-        for (index, table) in tables.into_iter().enumerate() {
-            let trigger = http_trigger(index + 1, table)?;
-            if !components.iter().any(|c| c.id == trigger.component) {
-                return Err(ManifestError::UnknownComponent {
-                    trigger: describe(index + 1, trigger.id.as_deref()),
-                    component: trigger.component,
-                });
+        let known = |c: &str| components.iter().any(|component| component.id == c);
+        match trigger_type.as_str() {
+            "http" => {
+                for (index, table) in tables.into_iter().enumerate() {
+                    let trigger = http_trigger(index + 1, table)?;
+                    if !known(&trigger.component) {
+                        return Err(ManifestError::UnknownComponent {
+                            trigger: describe("http", index + 1, trigger.id.as_deref()),
+                            component: trigger.component,
+                        });
+                    }
+                    http_triggers.push(trigger);
+                }
             }
-            http_triggers.push(trigger);
+            "mqtt" => {
+                for (index, table) in tables.into_iter().enumerate() {
+                    let trigger = mqtt_trigger(index + 1, table, &variables)?;
+                    if !known(&trigger.component) {
+                        return Err(ManifestError::UnknownComponent {
+                            trigger: describe("mqtt", index + 1, trigger.id.as_deref()),
+                            component: trigger.component,
+                        });
+                    }
+                    mqtt_triggers.push(trigger);
+                }
+            }
+            _ => {
+                return Err(ManifestError::Unsupported(format!(
+                    "the `{trigger_type}` trigger type ([[trigger.{trigger_type}]])"
+                )));
+            }
         }
     }
+    // The plugin reads its metadata only when the application has MQTT triggers.
+    let mqtt = if mqtt_triggers.is_empty() {
+        None
+    } else {
+        Some(mqtt_settings(
+            raw.application.trigger.get("mqtt"),
+            &variables,
+        )?)
+    };
 
     Ok(Manifest {
         base_dir: base_dir.to_owned(),
         application,
         variables,
         http_triggers,
+        mqtt,
+        mqtt_triggers,
         components,
         warnings,
     })
@@ -229,24 +261,25 @@ fn component(
     })
 }
 
-fn describe(index: usize, id: Option<&str>) -> String {
+fn describe(kind: &str, index: usize, id: Option<&str>) -> String {
     match id {
-        Some(id) => format!("[[trigger.http]] #{index} (id `{id}`)"),
-        None => format!("[[trigger.http]] #{index}"),
+        Some(id) => format!("[[trigger.{kind}]] #{index} (id `{id}`)"),
+        None => format!("[[trigger.{kind}]] #{index}"),
     }
 }
 
 fn http_trigger(index: usize, table: toml::Table) -> Result<HttpTrigger, ManifestError> {
     let invalid = |id: Option<&str>, reason: String| ManifestError::InvalidTrigger {
-        trigger: describe(index, id),
+        trigger: describe("http", index, id),
         reason,
     };
     let raw: RawHttpTrigger = toml::Value::Table(table)
         .try_into()
         .map_err(|e: toml::de::Error| invalid(None, e.to_string().trim_end().to_owned()))?;
     let id = raw.id.as_deref();
-    let unsupported =
-        |what: &str| ManifestError::Unsupported(format!("{what} (in {})", describe(index, id)));
+    let unsupported = |what: &str| {
+        ManifestError::Unsupported(format!("{what} (in {})", describe("http", index, id)))
+    };
     if raw.components.is_some_and(|c| !c.is_empty()) {
         return Err(unsupported("trigger `components` (middleware)"));
     }
@@ -321,5 +354,112 @@ fn http_trigger(index: usize, table: toml::Table) -> Result<HttpTrigger, Manifes
         id: raw.id,
         route,
         component,
+    })
+}
+
+/// Checks a template field of the MQTT tables: valid syntax, only application variables.
+fn check_template(
+    field: &str,
+    text: &str,
+    app_variables: &[(String, Variable)],
+) -> Result<crate::variables::Template, String> {
+    Template::parse(text)
+        .and_then(|t| {
+            t.check_names(|n| app_variables.iter().any(|(v, _)| v == n))?;
+            Ok(t)
+        })
+        .map_err(|e| format!("`{field}`: {e}"))
+}
+
+/// `[application.trigger.mqtt]`, required once there are `[[trigger.mqtt]]` entries.
+fn mqtt_settings(
+    table: Option<&toml::Value>,
+    app_variables: &[(String, Variable)],
+) -> Result<MqttSettings, ManifestError> {
+    let invalid = |reason: String| ManifestError::InvalidMqttSettings(reason);
+    let Some(table) = table else {
+        return Err(invalid(
+            "the application has [[trigger.mqtt]] entries but no [application.trigger.mqtt] table; it needs the broker's `address`, `username`, `password` and `keep_alive_interval`".to_owned(),
+        ));
+    };
+    let raw: RawMqttMetadata = table
+        .clone()
+        .try_into()
+        .map_err(|e: toml::de::Error| invalid(e.to_string().trim_end().to_owned()))?;
+    let address = check_template("address", &raw.address, app_variables).map_err(invalid)?;
+    if address.is_literal() {
+        BrokerAddress::parse(&raw.address).map_err(|e| invalid(format!("`address`: {e}")))?;
+    }
+    check_template("username", &raw.username, app_variables).map_err(invalid)?;
+    check_template("password", &raw.password, app_variables).map_err(invalid)?;
+    let keep_alive_interval = raw.keep_alive_interval.trim().parse::<u16>().map_err(|_| {
+        invalid(format!(
+            "`keep_alive_interval` must be a whole number of seconds from 0 to {MAX_KEEP_ALIVE_SECS}, as a string (e.g. \"30\"); got {:?}",
+            raw.keep_alive_interval
+        ))
+    })?;
+    Ok(MqttSettings {
+        address: raw.address,
+        username: raw.username,
+        password: raw.password,
+        keep_alive_interval,
+    })
+}
+
+fn mqtt_trigger(
+    index: usize,
+    table: toml::Table,
+    app_variables: &[(String, Variable)],
+) -> Result<MqttTrigger, ManifestError> {
+    let invalid = |id: Option<&str>, reason: String| ManifestError::InvalidMqttTrigger {
+        trigger: describe("mqtt", index, id),
+        reason,
+    };
+    let raw: RawMqttTrigger = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| invalid(None, e.to_string().trim_end().to_owned()))?;
+    let id = raw.id.as_deref();
+    let unsupported = |what: &str| {
+        ManifestError::Unsupported(format!("{what} (in {})", describe("mqtt", index, id)))
+    };
+    if raw.components.is_some_and(|c| !c.is_empty()) {
+        return Err(unsupported("trigger `components`"));
+    }
+    if raw.dependencies.is_some_and(|d| !d.is_empty()) {
+        return Err(unsupported("trigger `dependencies`"));
+    }
+    let component = match raw.component {
+        None => return Err(invalid(id, "`component` is missing".to_owned())),
+        Some(toml::Value::String(c)) => {
+            check_kebab(&c).map_err(|reason| invalid_id("component reference", &c, reason))?;
+            c
+        }
+        Some(toml::Value::Table(_)) => {
+            return Err(unsupported(
+                "an inline component (`component = { ... }`); define it as [component.<id>] and use `component = \"<id>\"`",
+            ));
+        }
+        Some(other) => {
+            return Err(invalid(
+                id,
+                format!("`component` must be a component id; got {other}"),
+            ));
+        }
+    };
+    let qos = MqttQos::parse(raw.qos.trim()).ok_or_else(|| {
+        invalid(
+            id,
+            format!("`qos` must be \"0\", \"1\" or \"2\"; got {:?}", raw.qos),
+        )
+    })?;
+    let topic = check_template("topic", &raw.topic, app_variables).map_err(|e| invalid(id, e))?;
+    if topic.is_literal() {
+        check_topic_filter(&raw.topic).map_err(|e| invalid(id, format!("`topic`: {e}")))?;
+    }
+    Ok(MqttTrigger {
+        id: raw.id,
+        component,
+        topic: raw.topic,
+        qos,
     })
 }
