@@ -17,5 +17,6 @@ TEST_WASM_PACKAGES=(
   eventplane-test-probe
   eventplane-test-empty
   eventplane-test-storeops
+  eventplane-test-mqttprobe
 )
 WASM_PACKAGES=("${APP_PACKAGES[@]}" "${TEST_WASM_PACKAGES[@]}")
