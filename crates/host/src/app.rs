@@ -37,7 +37,9 @@ pub(crate) struct ComponentRuntime {
     pub(crate) variables: Arc<ResolvedVariables>,
     pub(crate) allowed_hosts: AllowedHosts,
     pub(crate) environment: Vec<(String, String)>,
-    pre: ProxyPre<HostState>,
+    /// The component linked as an HTTP component; `None` for a component only the MQTT
+    /// trigger calls.
+    pre: Option<ProxyPre<HostState>>,
 }
 
 /// The running application, shared by every request.
@@ -55,6 +57,12 @@ pub(crate) struct AppRuntime {
     pub(crate) connections: Arc<crate::pool::ConnectionPool>,
     /// Request timings, when `EVENTPLANE_TIMINGS` asks for them.
     timings: Option<Arc<Timings>>,
+    /// Whether the manifest has `[[trigger.http]]` entries.
+    has_http_triggers: bool,
+    /// The MQTT triggers, if the application has any.
+    pub(crate) mqtt: Option<Arc<crate::mqtt_trigger::MqttTriggers>>,
+    /// Outbound MQTT connections, shared by all instances.
+    pub(crate) mqtt_connections: Arc<crate::mqtt_outbound::Connections>,
 }
 
 /// What it takes to load an application.
@@ -125,34 +133,40 @@ impl AppRuntime {
         let stores = Arc::new(open_stores(opts, &manifest, &manifest_dir)?);
 
         let engine = crate::engine::new_engine()?;
-        let mut base_linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut base_linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut base_linker)?;
-        crate::bindings::SpinPlatform::add_to_linker::<
-            HostState,
-            wasmtime::component::HasSelf<HostState>,
-        >(&mut base_linker, |state| state)?;
+        let http_linker = base_linker(&engine)?;
+        // A component HTTP triggers route to must be an HTTP component; one only MQTT
+        // triggers call is compiled for the trigger engine alone; one no trigger uses is
+        // linked as an HTTP component when it is one (service chaining can reach it).
+        let routed: HashSet<&str> = manifest
+            .http_triggers
+            .iter()
+            .map(|t| t.component.as_str())
+            .collect();
+        let mqtt_called: HashSet<&str> = manifest
+            .mqtt_triggers
+            .iter()
+            .map(|t| t.component.as_str())
+            .collect();
 
         let mut components = HashMap::new();
         for spec in &manifest.components {
-            let component =
-                crate::engine::load_component(&engine, &spec.source, opts.cache_dir.as_deref())?;
-            let mut linker = base_linker.clone();
-            let stubbed =
-                crate::traps::stub_unimplemented_imports(&engine, &mut linker, &component)?;
-            if !stubbed.is_empty() {
-                tracing::info!(component = %spec.id, "imports not provided by eventplane (calls trap): {}", stubbed.join(", "));
-            }
-            let pre = linker
-                .instantiate_pre(&component)
-                .and_then(ProxyPre::new)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!(
-                        "component {:?} cannot be linked as an HTTP component",
-                        spec.id
-                    )
-                })?;
+            let id = spec.id.as_str();
+            let cache_dir = opts.cache_dir.as_deref();
+            let pre = if routed.contains(id) {
+                Some(link_http(&engine, &http_linker, spec, cache_dir)?)
+            } else if mqtt_called.contains(id) {
+                None
+            } else {
+                match link_http(&engine, &http_linker, spec, cache_dir) {
+                    Ok(pre) => Some(pre),
+                    Err(e) => {
+                        warnings.push(format!(
+                            "component {id:?} is used by no trigger and is not an HTTP component ({e:#}); service chaining to it will fail"
+                        ));
+                        None
+                    }
+                }
+            };
             let allowed_hosts = match AllowedHosts::for_component(&manifest, &variables, &spec.id) {
                 Ok(hosts) => hosts,
                 Err(e) => {
@@ -178,6 +192,15 @@ impl AppRuntime {
             );
         }
 
+        let mqtt = crate::mqtt_trigger::MqttTriggers::load(
+            &manifest,
+            &variables,
+            &components,
+            base_linker,
+            opts.cache_dir.as_deref(),
+        )?
+        .map(Arc::new);
+
         let app = Arc::new(Self {
             info: manifest.app_info_json(),
             engine,
@@ -187,6 +210,9 @@ impl AppRuntime {
             authority: OnceLock::new(),
             connections: Arc::default(),
             timings,
+            has_http_triggers: !manifest.http_triggers.is_empty(),
+            mqtt,
+            mqtt_connections: Arc::default(),
         });
         Ok((app, warnings))
     }
@@ -212,8 +238,14 @@ impl AppRuntime {
             .unwrap_or_else(|| "localhost".to_string())
     }
 
-    pub(crate) fn has_component(&self, id: &str) -> bool {
-        self.components.contains_key(id)
+    /// Whether `id` is a component that HTTP requests can reach (by service chaining).
+    pub(crate) fn has_http_component(&self, id: &str) -> bool {
+        self.components.get(id).is_some_and(|c| c.pre.is_some())
+    }
+
+    /// Whether the manifest has `[[trigger.http]]` entries.
+    pub(crate) fn has_http_triggers(&self) -> bool {
+        self.has_http_triggers
     }
 
     /// Handles a request that arrived over the network.
@@ -378,7 +410,9 @@ impl AppRuntime {
             .http()
             .new_incoming_request(Scheme::Http, req)?;
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
-        let pre = component.pre.clone();
+        let Some(pre) = component.pre.clone() else {
+            anyhow::bail!("component {:?} is not an HTTP component", component.id);
+        };
         let mut guest = Box::pin(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
@@ -441,6 +475,44 @@ impl AppRuntime {
             .map(|(route, id)| (route.to_string(), id.to_string()))
             .collect()
     }
+}
+
+/// A linker with every import the host gives a component (WASI, outbound HTTP, Spin's
+/// interfaces), for components compiled on `engine`.
+pub(crate) fn base_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::<HostState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::bindings::SpinPlatform::add_to_linker::<
+        HostState,
+        wasmtime::component::HasSelf<HostState>,
+    >(&mut linker, |state| state)?;
+    Ok(linker)
+}
+
+/// Compiles `spec` for the HTTP engine and links it as an HTTP component.
+fn link_http(
+    engine: &Engine,
+    base_linker: &Linker<HostState>,
+    spec: &eventplane_manifest::Component,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<ProxyPre<HostState>> {
+    let component = crate::engine::load_component(engine, &spec.source, cache_dir)?;
+    let mut linker = base_linker.clone();
+    let stubbed = crate::traps::stub_unimplemented_imports(engine, &mut linker, &component)?;
+    if !stubbed.is_empty() {
+        tracing::info!(component = %spec.id, "imports not provided by eventplane (calls trap): {}", stubbed.join(", "));
+    }
+    linker
+        .instantiate_pre(&component)
+        .and_then(ProxyPre::new)
+        .map_err(anyhow::Error::from)
+        .with_context(|| {
+            format!(
+                "component {:?} cannot be linked as an HTTP component",
+                spec.id
+            )
+        })
 }
 
 /// Opens the application's key-value stores: `default` (in the state directory unless the

@@ -41,8 +41,8 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
-        /// The application manifest.
-        #[arg(long, short = 'f', default_value = "spin.toml")]
+        /// The application manifest (`--from`, `-f` as with `spin up`).
+        #[arg(long, short = 'f', visible_alias = "from", default_value = "spin.toml")]
         manifest: PathBuf,
         /// Directory for the key-value database (default: `.spin` beside the manifest).
         #[arg(long)]
@@ -60,8 +60,8 @@ enum Command {
     },
     /// Run every component's build command, like `spin build`.
     Build {
-        /// The application manifest.
-        #[arg(long, short = 'f', default_value = "spin.toml")]
+        /// The application manifest (`--from`, `-f` as with `spin build`).
+        #[arg(long, short = 'f', visible_alias = "from", default_value = "spin.toml")]
         manifest: PathBuf,
     },
 }
@@ -123,16 +123,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {listen}"))?;
-                let base = format!("http://{}", listener.local_addr()?);
-                println!("\nServing {base}");
-                println!("Available Routes:");
-                for (route, component) in app.routes() {
-                    println!("  {component}: {base}{route}");
+                let mqtt = app.mqtt_triggers();
+                // An application of MQTT triggers alone serves no HTTP, as with `spin up`.
+                let listener = if app.has_http_triggers() || mqtt.is_none() {
+                    let listener = tokio::net::TcpListener::bind(listen)
+                        .await
+                        .with_context(|| format!("cannot listen on {listen}"))?;
+                    let base = format!("http://{}", listener.local_addr()?);
+                    println!("\nServing {base}");
+                    println!("Available Routes:");
+                    for (route, component) in app.routes() {
+                        println!("  {component}: {base}{route}");
+                    }
+                    Some(listener)
+                } else {
+                    None
+                };
+                if let Some((broker, subscriptions)) = &mqtt {
+                    println!("MQTT triggers on {broker}:");
+                    for s in subscriptions {
+                        println!("  {}: {} (QoS {})", s.component, s.topic, s.qos);
+                    }
                 }
-                app.serve(listener, shutdown_signal()).await?;
+                app.run(listener, shutdown_signal()).await?;
                 println!("Shut down cleanly.");
                 Ok(())
             })

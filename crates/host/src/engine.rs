@@ -15,15 +15,50 @@ pub const MAX_CONCURRENT_INSTANCES: u32 = 1000;
 /// The largest linear memory one instance may grow to.
 pub const MAX_INSTANCE_MEMORY_BYTES: usize = 256 << 20;
 
-/// Builds the engine: async support (required by wasi-http) and the pooling allocator, which
-/// makes per-request instantiation cheap by reusing pre-reserved memory slots.
+/// How many instances one `[[trigger.mqtt]]` entry may run at once (messages in flight).
+pub const MQTT_INSTANCES_PER_TRIGGER: u32 = 16;
+
+/// How often the trigger engine's epoch advances: a guest running that long without calling
+/// the host yields, so that a per-message timeout can stop it.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Builds the engine of the HTTP components: async host calls (required by wasi-http) and the
+/// pooling allocator, which makes per-request instantiation cheap by reusing pre-reserved
+/// memory slots.
 pub fn new_engine() -> anyhow::Result<Engine> {
+    let mut config = engine_config(MAX_CONCURRENT_INSTANCES);
+    // Spin's components use the WASI 0.2 ABI, where a call into the host is one synchronous
+    // call: without the component-model-async machinery, no call (of the dozens a request
+    // makes) creates and deletes a host task, and no store sets up concurrency state.
+    config.concurrency_support(false);
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("cannot configure the WebAssembly engine")
+}
+
+/// Builds the engine of the components Spin's MQTT trigger calls, for `instances` instances
+/// at once: their `handle-message` export is an `async func`, which needs the component
+/// model's async ABI (and `Store::run_concurrent`). Epoch interruption lets a per-message
+/// timeout stop a guest that never yields (see [`EPOCH_TICK`]).
+pub fn new_trigger_engine(instances: u32) -> anyhow::Result<Engine> {
+    let mut config = engine_config(instances.max(1));
+    config
+        .concurrency_support(true)
+        .wasm_component_model_async(true)
+        .epoch_interruption(true);
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("cannot configure the WebAssembly engine of the MQTT trigger")
+}
+
+/// The settings both engines share, with a pool of `instances` instance slots.
+fn engine_config(instances: u32) -> Config {
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
-        .total_core_instances(MAX_CONCURRENT_INSTANCES * 4)
-        .total_memories(MAX_CONCURRENT_INSTANCES * 2)
-        .total_tables(MAX_CONCURRENT_INSTANCES * 4)
-        .total_stacks(MAX_CONCURRENT_INSTANCES)
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 4)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .total_stacks(instances)
         .max_memories_per_component(4)
         .max_memory_size(MAX_INSTANCE_MEMORY_BYTES)
         .max_component_instance_size(1 << 20)
@@ -42,17 +77,11 @@ pub fn new_engine() -> anyhow::Result<Engine> {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    // Spin's components use the WASI 0.2 ABI, where a call into the host is one synchronous
-    // call: without the component-model-async machinery, no call (of the dozens a request
-    // makes) creates and deletes a host task, and no store sets up concurrency state.
-    config.concurrency_support(false);
     // Memories are reserved at their maximum size so they never move; a smaller reservation
     // keeps 1000 slots within a normal virtual address space.
     config.memory_reservation(MAX_INSTANCE_MEMORY_BYTES as u64);
     config.memory_guard_size(32 << 20);
-    Engine::new(&config)
-        .map_err(anyhow::Error::from)
-        .context("cannot configure the WebAssembly engine")
+    config
 }
 
 /// Loads the component at `path`, from the compile cache in `cache_dir` when this engine has

@@ -4,9 +4,11 @@
 //! It implements what eventplane's components use — HTTP triggers with Spin's routing and
 //! `spin-*` headers, `wasi:http` outbound requests with `allowed_outbound_hosts` and service
 //! chaining, key-value stores (in Spin's SQLite file, or on Redis with Spin's runtime config
-//! file: `--runtime-config-file`), application variables — and stubs the
-//! rest of Spin's interfaces with traps that name them. The host knows nothing of eventplane's
-//! domain: it runs any Spin HTTP application within those interfaces.
+//! file: `--runtime-config-file`), application variables — plus Spin's MQTT trigger (the
+//! `trigger-mqtt` plugin's `[[trigger.mqtt]]`, see `mqtt_trigger`) and outbound MQTT
+//! (`fermyon:spin/mqtt`), and stubs the rest of Spin's interfaces with traps that name them.
+//! The host knows nothing of eventplane's domain: it runs any Spin application within those
+//! interfaces.
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
@@ -25,6 +27,9 @@ mod durable_body;
 mod engine;
 mod key_value;
 mod kv_store;
+mod mqtt_common;
+mod mqtt_outbound;
+mod mqtt_trigger;
 mod outbound;
 mod pool;
 mod redis_kv;
@@ -43,6 +48,7 @@ use std::sync::Arc;
 pub use app::LoadOptions;
 pub use engine::{MAX_CONCURRENT_INSTANCES, default_cache_dir};
 pub use kv_store::DB_FILE_NAME;
+pub use mqtt_trigger::{MESSAGE_TIMEOUT, MqttSubscription};
 
 /// A loaded application, ready to serve.
 pub struct Application {
@@ -77,19 +83,65 @@ impl Application {
         self.runtime.routes()
     }
 
-    /// Serves the application on `listener` until `shutdown` completes, then waits for the
-    /// requests in flight.
+    /// Whether the manifest has `[[trigger.http]]` entries.
+    pub fn has_http_triggers(&self) -> bool {
+        self.runtime.has_http_triggers()
+    }
+
+    /// The MQTT broker (`mqtt://host:port`) and what each `[[trigger.mqtt]]` entry subscribes
+    /// to; `None` when the application has no MQTT triggers.
+    pub fn mqtt_triggers(&self) -> Option<(String, Vec<MqttSubscription>)> {
+        self.runtime
+            .mqtt
+            .as_ref()
+            .map(|mqtt| (mqtt.broker(), mqtt.subscriptions()))
+    }
+
+    /// Serves the application on `listener`, and runs its MQTT triggers, until `shutdown`
+    /// completes; then waits for the requests and messages in flight.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        self.runtime
-            .set_authority(listener.local_addr()?.to_string());
-        if let Some(timings) = self.runtime.timings() {
-            timings::report_on_signal(timings.clone())?;
+        self.run(Some(listener), shutdown).await
+    }
+
+    /// Runs the application until `shutdown` completes: serves HTTP on `listener` when there
+    /// is one, and runs the MQTT triggers (each connecting, and reconnecting, by itself: a
+    /// broker that is down never stops the HTTP server). Then waits for the requests and
+    /// messages in flight.
+    pub async fn run(
+        self,
+        listener: Option<tokio::net::TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mqtt = tokio::spawn(mqtt_trigger::run(self.runtime.clone(), stopped.clone()));
+        let signal = async move {
+            shutdown.await;
+            stop.send_replace(true);
+        };
+        let http = async {
+            let Some(listener) = listener else {
+                return Ok(());
+            };
+            self.runtime
+                .set_authority(listener.local_addr()?.to_string());
+            if let Some(timings) = self.runtime.timings() {
+                timings::report_on_signal(timings.clone())?;
+            }
+            let mut stopped = stopped;
+            let stop_serving = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            server::serve(self.runtime.clone(), listener, stop_serving).await
+        };
+        let ((), served) = tokio::join!(signal, http);
+        if let Err(e) = mqtt.await {
+            tracing::error!("the MQTT triggers stopped abnormally: {e}");
         }
-        server::serve(self.runtime, listener, shutdown).await
+        served
     }
 }
 

@@ -150,7 +150,7 @@ async fn send(
                 tracing::warn!(component = %component.id, "denied request to {}: not in allowed_outbound_hosts", request.uri());
                 return Err(Error::HttpRequestDenied);
             }
-            if !app.has_component(&id) {
+            if !app.has_http_component(&id) {
                 return Err(Error::DestinationNotFound);
             }
             let response = app.handle_chained(request, Some(&id)).await;

@@ -23,6 +23,8 @@ pub struct HostState {
     /// The instance's key-value session: what it has seen is made durable before it is shown.
     pub(crate) kv: StoreSession,
     pub(crate) open_stores: usize,
+    /// The host's outbound MQTT connections (`fermyon:spin/mqtt`).
+    pub(crate) mqtt: Arc<crate::mqtt_outbound::Connections>,
 }
 
 impl HostState {
@@ -52,6 +54,7 @@ impl HostState {
             component: component.clone(),
             kv,
             open_stores: 0,
+            mqtt: app.mqtt_connections.clone(),
         }
     }
 }

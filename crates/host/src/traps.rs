@@ -33,6 +33,7 @@ pub fn stub_unimplemented_imports<T: 'static>(
             anyhow::bail!("the component imports {name:?}, which eventplane cannot provide");
         };
         let mut instance = linker.instance(name)?;
+        let mut stubs = 0;
         for (item_name, item) in instance_ty.exports(engine) {
             match item.ty {
                 ComponentItem::ComponentFunc(_) => {
@@ -40,6 +41,7 @@ pub fn stub_unimplemented_imports<T: 'static>(
                     instance.func_new(item_name, move |_, _, _, _| {
                         wasmtime::bail!("eventplane does not implement `{what}`")
                     })?;
+                    stubs += 1;
                 }
                 ComponentItem::Resource(_) => {
                     instance.resource(
@@ -47,11 +49,16 @@ pub fn stub_unimplemented_imports<T: 'static>(
                         ResourceType::host::<Unimplemented>(),
                         |_, _| Ok(()),
                     )?;
+                    stubs += 1;
                 }
                 _ => {}
             }
         }
-        stubbed.push(name.to_string());
+        // An interface of types alone (like the MQTT trigger's `spin-mqtt-types`) needs an
+        // instance, but lacks nothing.
+        if stubs > 0 {
+            stubbed.push(name.to_string());
+        }
     }
     Ok(stubbed)
 }
