@@ -42,11 +42,12 @@ fn routes() -> Router<Endpoint> {
         })
 }
 
-/// The gateway's hand-off of an accepted event, by service chaining only (no public route
-/// leads here): `POST http://dispatcher.spin.internal/dispatcher/deliver` with the admin
-/// token, the `Tenant` header and `{"eventId": "evt_…"}` (or `{}`: no event, only the drain of
-/// due work that every publish brings).
-pub const HANDOFF_PATH: &str = "/dispatcher/deliver";
+/// The hand-off of an accepted event: `POST /dispatcher/deliver` with the admin token, the
+/// `Tenant` header and `{"eventId": "evt_…"}` (or `{}`: no event, only the drain of due work
+/// that every publish brings). The gateway reaches it by service chaining
+/// (`http://dispatcher.spin.internal`); the mqtt component, whose trigger Spin runs without
+/// service chaining, over the application's own HTTP address (`mqtt_handoff_url`).
+pub use eventplane_spin::handoff::HANDOFF_PATH;
 
 /// The registry's request to check the external subscriptions of an event API it just
 /// stored, by service chaining only: `POST http://dispatcher.spin.internal/dispatcher/bus/check`

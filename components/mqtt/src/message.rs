@@ -41,7 +41,7 @@ pub async fn handle(topic: &str, payload: &[u8]) -> Result<(), Error> {
     match ingest(&store, &settings, topic, payload, now).await? {
         Outcome::Accepted(hand_off) => {
             if let Some(hand_off) = hand_off {
-                hand_off.send().await;
+                hand_off.send_to(&settings.handoff_url).await;
             }
             Ok(())
         }
@@ -126,8 +126,12 @@ fn refuse(
     );
     if !settings.address.is_empty() {
         let notice = mqtt::notice(topic, &record);
-        let sent = Connection::open(
+        let address = mqtt::outbound_address(
             &settings.address,
+            &uuid::Uuid::new_v4().simple().to_string(),
+        );
+        let sent = Connection::open(
+            &address,
             &settings.username,
             &settings.password,
             settings.keep_alive_seconds,

@@ -22,6 +22,10 @@ pub struct Settings {
     pub password: String,
     /// `mqtt_keep_alive_seconds`.
     pub keep_alive_seconds: u64,
+    /// `mqtt_handoff_url` + the hand-off path: where the dispatcher takes accepted events.
+    /// Spin runs its MQTT trigger in a process of its own, without service chaining, so the
+    /// component reaches the dispatcher over the application's own HTTP address.
+    pub handoff_url: String,
 }
 
 impl Settings {
@@ -39,6 +43,11 @@ impl Settings {
             username: variable("mqtt_username")?,
             password: variable("mqtt_password")?,
             keep_alive_seconds: number_variable("mqtt_keep_alive_seconds")?,
+            handoff_url: format!(
+                "{}{}",
+                variable("mqtt_handoff_url")?.trim().trim_end_matches('/'),
+                eventplane_spin::handoff::HANDOFF_PATH
+            ),
         })
     }
 }

@@ -41,14 +41,20 @@ impl HandOff {
         })
     }
 
-    /// Asks the dispatcher to deliver the events now, in parallel. Failures are only logged:
-    /// the dispatcher's tick takes every accepted event from the event log anyway.
+    /// Asks the dispatcher to deliver the events now, in parallel, by service chaining.
+    /// Failures are only logged: the dispatcher's tick takes every accepted event from the
+    /// event log anyway.
     pub async fn send(self) {
+        self.send_to(eventplane_spin::handoff::HANDOFF_URL).await;
+    }
+
+    /// [`send`](Self::send) to the dispatcher's hand-off endpoint at `url`.
+    pub async fn send_to(self, url: &str) {
         let events: Vec<Option<EventId>> = if self.events.is_empty() {
             vec![None] // only the drain
         } else {
             self.events.into_iter().map(Some).collect()
         };
-        eventplane_spin::handoff::hand_off(&self.tenant, &events, None).await;
+        eventplane_spin::handoff::hand_off_to(url, &self.tenant, &events, None).await;
     }
 }

@@ -518,6 +518,19 @@ pub fn notice(topic: &str, record: &RejectedMessage) -> Notice {
     }
 }
 
+/// The address to open an outbound connection to the broker at `address` with: Spin's
+/// outbound MQTT takes the client id from the address's `client_id` query parameter and
+/// requires one, and two connections with one id knock each other off the broker, so each
+/// connection gets an id of its own (`eventplane-<instance>`) unless the address names one.
+pub fn outbound_address(address: &str, instance: &str) -> String {
+    let query = address.split_once('?').map_or("", |(_, query)| query);
+    if query.split('&').any(|pair| pair.starts_with("client_id=")) {
+        return address.to_owned();
+    }
+    let separator = if address.contains('?') { '&' } else { '?' };
+    format!("{address}{separator}client_id=eventplane-{instance}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,5 +728,20 @@ mod tests {
         assert_eq!(body["topic"], "eventplane/shop/events");
         assert_eq!(body["at"], "1970-01-01T00:00:01.000Z");
         assert!(body.get("data").is_none());
+    }
+    #[test]
+    fn outbound_connections_get_a_client_id_of_their_own() {
+        assert_eq!(
+            outbound_address("mqtt://broker:1883", "n1"),
+            "mqtt://broker:1883?client_id=eventplane-n1"
+        );
+        assert_eq!(
+            outbound_address("mqtt://broker:1883?keep=1", "n1"),
+            "mqtt://broker:1883?keep=1&client_id=eventplane-n1"
+        );
+        assert_eq!(
+            outbound_address("mqtt://broker?client_id=mine", "n1"),
+            "mqtt://broker?client_id=mine"
+        );
     }
 }

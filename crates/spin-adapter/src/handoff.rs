@@ -16,7 +16,10 @@ use spin_sdk::http::Method;
 use crate::client::send;
 use crate::request::{switch_variable, variable};
 
-/// The dispatcher's hand-off endpoint, reached by service chaining only.
+/// The path of the dispatcher's hand-off endpoint (it takes the admin token).
+pub const HANDOFF_PATH: &str = "/dispatcher/deliver";
+
+/// The dispatcher's hand-off endpoint by service chaining, as the HTTP components reach it.
 pub const HANDOFF_URL: &str = "http://dispatcher.spin.internal/dispatcher/deliver";
 
 /// How many hand-offs are in flight at once.
@@ -39,6 +42,17 @@ pub fn enabled() -> bool {
 /// cut off in the middle and left to its lease); the events not handed off stay in the event
 /// log for the tick. Answers how many hand-offs were started.
 pub async fn hand_off(
+    tenant: &TenantId,
+    events: &[Option<EventId>],
+    deadline: Option<Instant>,
+) -> usize {
+    hand_off_to(HANDOFF_URL, tenant, events, deadline).await
+}
+
+/// [`hand_off`] to the endpoint at `url` (e.g. `<the application's URL>/dispatcher/deliver`
+/// from a component whose trigger has no service chaining, as Spin's MQTT trigger).
+pub async fn hand_off_to(
+    url: &str,
     tenant: &TenantId,
     events: &[Option<EventId>],
     deadline: Option<Instant>,
@@ -69,7 +83,7 @@ pub async fn hand_off(
             let body = json!({ "eventId": event }).to_string().into_bytes();
             let headers = &headers;
             async move {
-                match send(Method::Post, HANDOFF_URL, headers, body, MAX_ANSWER_BYTES).await {
+                match send(Method::Post, url, headers, body, MAX_ANSWER_BYTES).await {
                     Ok(reply) if (200..300).contains(&reply.status) => {}
                     Ok(reply) => eprintln!(
                         "hand-off of {event:?}: the dispatcher answered {}",
