@@ -31,6 +31,7 @@
 //!   same client id), since no later process will use that client id.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -247,23 +248,31 @@ pub(crate) async fn run(app: Arc<AppRuntime>, shutdown: watch::Receiver<bool>) {
         return;
     };
     // Advances the epoch, so that a guest that never calls the host still yields now and then
-    // (and its message can time out).
-    let engine = triggers.engine.clone();
-    let ticker = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(EPOCH_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            engine.increment_epoch();
-        }
-    });
+    // (and its message can time out). A thread of its own: a busy guest holds a runtime
+    // worker, and with it whatever tasks wait in that worker's queue.
+    let ticking = Arc::new(AtomicBool::new(true));
+    let ticker = {
+        let engine = triggers.engine.clone();
+        let ticking = ticking.clone();
+        std::thread::Builder::new()
+            .name("mqtt-epoch".to_owned())
+            .spawn(move || {
+                while ticking.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+    };
+    if let Err(e) = &ticker {
+        tracing::warn!("no epoch ticker ({e}): a busy component cannot be timed out");
+    }
     let mut listeners = JoinSet::new();
     for entry in &triggers.entries {
         let listener = Listener::new(app.clone(), triggers.clone(), entry.clone());
         listeners.spawn(listener.run(shutdown.clone()));
     }
     while listeners.join_next().await.is_some() {}
-    ticker.abort();
+    ticking.store(false, Ordering::Relaxed);
 }
 
 /// How one connection of an entry ended.
@@ -272,8 +281,8 @@ enum Outcome {
     Shutdown,
     /// No connection or no subscription: the error, and whether the broker refused us.
     Unavailable { error: String, refused: bool },
-    /// Connected, then the connection dropped.
-    Lost(String),
+    /// Connected, then the connection dropped after `lasted`.
+    Lost { error: String, lasted: Duration },
     /// A message failed: reconnect, so that the broker delivers it again.
     Failed,
 }
@@ -359,10 +368,18 @@ impl Listener {
                     }
                     backoff.next_wait()
                 }
-                Outcome::Lost(error) => {
-                    tracing::warn!(trigger = %name, "MQTT broker {}: connection lost: {error}; reconnecting", self.triggers.broker);
+                Outcome::Lost { error, lasted } => {
+                    // A connection that drops soon after it was made (again and again, say)
+                    // is reported once and retried with a growing back-off.
+                    if lasted >= mqtt_common::MAX_BACKOFF {
+                        backoff.reset();
+                    }
+                    if lasted >= mqtt_common::MAX_BACKOFF
+                        || reported.as_deref() != Some(error.as_str())
+                    {
+                        tracing::warn!(trigger = %name, "MQTT broker {}: connection lost: {error}; reconnecting", self.triggers.broker);
+                    }
                     reported = Some(error);
-                    backoff.reset();
                     backoff.next_wait()
                 }
                 Outcome::Failed => {
@@ -421,6 +438,7 @@ impl Listener {
                 refused: false,
             };
         }
+        let connected_at = tokio::time::Instant::now();
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let poller = AbortOnDrop(tokio::spawn(poll(
             event_loop,
@@ -479,12 +497,17 @@ impl Listener {
                         *connected_once = true;
                     }
                     Some(Polled::Lost(e)) => {
+                        let lasted = connected_at.elapsed();
                         self.finish(&mut window, &mut front, &mut running, &client, false).await;
-                        return Outcome::Lost(mqtt_common::describe(&e));
+                        return Outcome::Lost { error: mqtt_common::describe(&e), lasted };
                     }
                     None => {
+                        let lasted = connected_at.elapsed();
                         self.finish(&mut window, &mut front, &mut running, &client, false).await;
-                        return Outcome::Lost("the connection's event loop stopped".to_owned());
+                        return Outcome::Lost {
+                            error: "the connection's event loop stopped".to_owned(),
+                            lasted,
+                        };
                     }
                 },
             }

@@ -14,6 +14,8 @@
 //! Then, by payload:
 //! - `fail-once:...`: the first delivery returns an error (so the trigger must deliver it
 //!   again); later ones succeed.
+//! - `busy:<ms>`: computes for that many milliseconds without calling the host (almost), then
+//!   succeeds.
 //! - `publish:<topic>`: publishes `ok` to `<topic>` at QoS 1 with `spin_sdk::mqtt`, on the
 //!   broker named by the component variable `mqtt_address`. A failure is recorded under
 //!   `error/<payload>` (and the message counts as handled).
@@ -61,6 +63,12 @@ fn handle(message: &[u8], topic: &str) -> Result<(), Error> {
             "failing the first delivery of {payload:?}, as asked"
         )));
     }
+    if let Some(ms) = payload
+        .strip_prefix("busy:")
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        busy(ms);
+    }
     if let Some(target) = payload.strip_prefix("publish:")
         && let Err(e) = publish(target)
     {
@@ -69,6 +77,17 @@ fn handle(message: &[u8], topic: &str) -> Result<(), Error> {
             .map_err(|e| other("set", e))?;
     }
     Ok(())
+}
+
+/// Spins for `ms` milliseconds, reading the clock only every million rounds.
+fn busy(ms: u64) {
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    let mut x = 1u64;
+    while std::time::Instant::now() < until {
+        for _ in 0..1_000_000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
 }
 
 fn publish(topic: &str) -> Result<(), MqttError> {
