@@ -118,26 +118,32 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mqtt = tokio::spawn(mqtt_trigger::run(self.runtime.clone(), stopped.clone()));
-        let signal = async move {
-            shutdown.await;
-            stop.send_replace(true);
-        };
-        let http = async {
-            let Some(listener) = listener else {
-                return Ok(());
-            };
-            self.runtime
-                .set_authority(listener.local_addr()?.to_string());
-            if let Some(timings) = self.runtime.timings() {
-                timings::report_on_signal(timings.clone())?;
-            }
+        let runtime = self.runtime;
+        let http = async move {
             let mut stopped = stopped;
             let stop_serving = async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             };
-            server::serve(self.runtime.clone(), listener, stop_serving).await
+            let Some(listener) = listener else {
+                stop_serving.await;
+                return Ok(());
+            };
+            runtime.set_authority(listener.local_addr()?.to_string());
+            if let Some(timings) = runtime.timings() {
+                timings::report_on_signal(timings.clone())?;
+            }
+            server::serve(runtime, listener, stop_serving).await
         };
-        let ((), served) = tokio::join!(signal, http);
+        let mut http = std::pin::pin!(http);
+        let served = tokio::select! {
+            // Serving ended by itself: an error.
+            served = &mut http => served,
+            () = shutdown => {
+                stop.send_replace(true);
+                http.await
+            }
+        };
+        stop.send_replace(true);
         if let Err(e) = mqtt.await {
             tracing::error!("the MQTT triggers stopped abnormally: {e}");
         }

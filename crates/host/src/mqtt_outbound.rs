@@ -6,11 +6,14 @@
 //!   `MqttOptions::parse_url`), it is `mqtt://host[:port]?client_id=<id>` (or `tcp://`), and
 //!   `client_id` is required: anything else is `invalid-address` (the reason is logged). TLS
 //!   (`mqtts://`) is not supported.
-//! - Connections are shared: one per `(address, username, password)` for the whole host,
-//!   kept open (with keep-alive pings) and reconnected in the background with the usual
-//!   back-off, so that an instance opening one does not connect again. At most
-//!   [`MAX_CONNECTIONS`] are kept; past that the least recently used idle one is closed, and
-//!   when none is idle `open` answers `too-many-connections`.
+//! - Connections are shared: one per broker (`host:port`), username and password for the
+//!   whole host, kept open (with keep-alive pings) and reconnected in the background with the
+//!   usual back-off, so that an instance opening one does not connect again. The connection
+//!   uses the client id (and keep-alive) of the first `open` that made it: instances that
+//!   each pick a client id of their own (as they must on Spin, where every `open` connects)
+//!   still share one connection. At most [`MAX_CONNECTIONS`] are kept; past that the least
+//!   recently used idle one is closed, and when none is idle `open` answers
+//!   `too-many-connections`.
 //! - `publish` waits until every key-value write the instance could have seen is durable (as
 //!   everything leaving an instance does, [`crate::kv_store`]), then for the broker: a QoS 0
 //!   message once written to the connection, QoS 1 until `PUBACK`, QoS 2 until `PUBCOMP`. All
@@ -74,7 +77,8 @@ struct Cache {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
-    address: String,
+    /// `mqtt://host:port`
+    broker: String,
     username: String,
     password: String,
 }
@@ -107,7 +111,7 @@ impl Connections {
                 tracing::debug!("closing the idle MQTT connection to {}", evicted.address);
             }
         }
-        let connection = SharedConnection::open(key.address.clone(), options());
+        let connection = SharedConnection::open(key.broker.clone(), options());
         cache.entries.insert(key, (connection.clone(), now));
         Some(connection)
     }
@@ -124,7 +128,7 @@ enum Link {
 
 /// A connection to a broker, kept up by a background task until dropped.
 struct SharedConnection {
-    /// The address as the guest gave it, for messages.
+    /// `mqtt://host:port`, for messages.
     address: String,
     link: watch::Receiver<Link>,
     task: tokio::task::AbortHandle,
@@ -429,7 +433,7 @@ impl mqtt::HostConnection for HostState {
             }
         };
         let key = Key {
-            address: address.clone(),
+            broker: format!("mqtt://{host}:{port}"),
             username: username.clone(),
             password: password.clone(),
         };
@@ -469,6 +473,50 @@ impl mqtt::HostConnection for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(port: u16, password: &str) -> Key {
+        Key {
+            broker: format!("mqtt://127.0.0.1:{port}"),
+            username: "u".to_owned(),
+            password: password.to_owned(),
+        }
+    }
+
+    fn options(client_id: &str) -> MqttOptions {
+        // Port 1: nothing answers there; the connections just keep retrying.
+        MqttOptions::new(client_id, "127.0.0.1", 1)
+    }
+
+    /// One connection per broker and credentials, whatever client id each `open` asks for;
+    /// idle ones make room for new ones, connections in use do not.
+    #[tokio::test]
+    async fn connections_are_shared_and_bounded() {
+        let connections = Connections::default();
+        let first = connections.get_or_open(key(1, "p"), || options("a"));
+        let again = connections.get_or_open(key(1, "p"), || options("b"));
+        assert!(matches!((&first, &again), (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
+        let other_password = connections.get_or_open(key(1, "q"), || options("a"));
+        assert!(matches!((&first, &other_password), (Some(a), Some(b)) if !Arc::ptr_eq(a, b)));
+        drop((again, other_password));
+
+        let mut held = vec![first];
+        for port in 2..=u16::try_from(MAX_CONNECTIONS).unwrap_or(u16::MAX) {
+            held.push(connections.get_or_open(key(port, "p"), || options("c")));
+        }
+        // Full: the idle one (port 1, password q) made room; now all are in use.
+        assert!(held.iter().all(Option::is_some));
+        assert!(
+            connections
+                .get_or_open(key(999, "p"), || options("d"))
+                .is_none()
+        );
+        held.pop();
+        assert!(
+            connections
+                .get_or_open(key(999, "p"), || options("d"))
+                .is_some()
+        );
+    }
 
     #[test]
     fn addresses_need_a_client_id_as_on_spin() {
