@@ -392,7 +392,9 @@ impl Listener {
                 _ = shutdown.changed() => break,
             }
         }
-        self.end_session().await;
+        if connected_once {
+            self.end_session().await;
+        }
     }
 
     /// Connects, subscribes and handles messages until the connection ends.
