@@ -7,6 +7,7 @@ mod bus;
 mod gateway;
 mod key_value;
 mod manifest;
+mod mqtt;
 mod on_spin;
 mod outbound;
 mod registry;

@@ -3,6 +3,9 @@
 //! over real HTTP, stop it; and small real HTTP servers for components to call.
 
 pub mod bench;
+#[path = "../../crates/host/tests/support/mosquitto.rs"]
+pub mod mosquitto;
+pub mod mqtt;
 pub mod pubsub;
 #[path = "../../crates/host/tests/support/redis_server.rs"]
 pub mod redis;
@@ -75,6 +78,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Reads the runtime config file at `path` (Spin's `--runtime-config-file`).
+    pub fn runtime_config(mut self, path: &Path) -> Self {
+        self.opts.runtime_config_file = Some(path.to_path_buf());
+        self
+    }
+
     /// Loads the application (compiling components off the async runtime) without serving it.
     pub async fn load(self) -> anyhow::Result<Application> {
         let opts = self.opts;
@@ -82,11 +91,18 @@ impl TestAppBuilder {
     }
 
     /// Loads and serves the application on a free loopback port.
-    pub async fn start(self) -> anyhow::Result<TestApp> {
-        let app = self.load().await?;
-        let warnings = app.warnings().to_vec();
+    /// The mqtt component's hand-off address (`mqtt_handoff_url`, see `spin-mqtt.toml`) is
+    /// the served address unless the environment names one.
+    pub async fn start(mut self) -> anyhow::Result<TestApp> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let handoff = spin::HANDOFF_VARIABLE.to_owned();
+        self.opts
+            .env
+            .entry(handoff)
+            .or_insert_with(|| format!("http://{addr}"));
+        let app = self.load().await?;
+        let warnings = app.warnings().to_vec();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(app.serve(listener, async move {
             let _ = rx.await;

@@ -133,6 +133,11 @@ impl AppProcess {
                 command.env_remove(name);
             }
         }
+        // The application's own address, where the mqtt component (spin-mqtt.toml) hands
+        // accepted events to the dispatcher, unless the caller says otherwise.
+        if !env.iter().any(|(name, _)| *name == HANDOFF_VARIABLE) {
+            command.env(HANDOFF_VARIABLE, format!("http://{addr}"));
+        }
         command.envs(env.iter().copied());
         let child = command.spawn().with_context(|| format!("running {what}"))?;
         let mut app = Self {
@@ -218,6 +223,10 @@ impl Drop for AppProcess {
 }
 
 /// A loopback address with a port nothing listens on now.
+/// The variable naming the address the mqtt component hands accepted events off to: the
+/// application's own (see `spin-mqtt.toml`).
+pub const HANDOFF_VARIABLE: &str = "SPIN_VARIABLE_MQTT_HANDOFF_URL";
+
 fn free_port() -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)

@@ -53,8 +53,33 @@ impl Registry {
         })
     }
 
+    /// Like [`start_with`](Self::start_with), from the repository's manifest `manifest` (e.g.
+    /// `spin-mqtt.toml`) instead of `spin.toml`, with the runtime config file `runtime_config`
+    /// if given.
+    pub async fn start_from(
+        manifest: &str,
+        env: &[(&str, &str)],
+        runtime_config: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let state = tempfile::tempdir()?;
+        let mut builder = Self::builder_from(manifest, state.path(), env);
+        if let Some(config) = runtime_config {
+            builder = builder.runtime_config(config);
+        }
+        let app = builder.start().await?;
+        Ok(Self { app, _state: state })
+    }
+
     fn builder(state: &std::path::Path, env: &[(&str, &str)]) -> eventplane_tests::TestAppBuilder {
-        let mut builder = TestApp::builder(&workspace_root().join("spin.toml"))
+        Self::builder_from("spin.toml", state, env)
+    }
+
+    fn builder_from(
+        manifest: &str,
+        state: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> eventplane_tests::TestAppBuilder {
+        let mut builder = TestApp::builder(&workspace_root().join(manifest))
             .state_dir(state)
             .env("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("SPIN_VARIABLE_WEBHOOK_ALLOWED_HOSTS", "http://127.0.0.1:*");
