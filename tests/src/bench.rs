@@ -30,6 +30,32 @@ impl Served for SpinApp {
     }
 }
 
+/// The application on one runtime, for a benchmark that measures both.
+pub enum Runtime {
+    /// eventplane's host, in-process.
+    Host(TestApp),
+    /// Real Spin.
+    Spin(SpinApp),
+}
+
+impl Runtime {
+    /// The application, to send requests to.
+    pub fn served(&self) -> &dyn Served {
+        match self {
+            Self::Host(app) => app,
+            Self::Spin(app) => app,
+        }
+    }
+
+    /// Stops the application.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Self::Host(app) => app.stop().await,
+            Self::Spin(app) => app.stop().await,
+        }
+    }
+}
+
 /// When each event (by `ce-id`) first reached a subscriber, and how many times it came.
 pub type Arrivals = Arc<Mutex<HashMap<String, (Instant, u32)>>>;
 

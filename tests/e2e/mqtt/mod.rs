@@ -9,13 +9,14 @@
 //! `mosquitto` is found on `MOSQUITTO`, `PATH` or `/usr/sbin` (`scripts/servers.sh` installs
 //! it); where it is absent these tests are skipped, saying so, except under `CI=true`.
 
+mod acl;
 mod manifests;
 mod refused;
 mod reliability;
 
 use std::time::{Duration, Instant};
 
-use eventplane_tests::mosquitto::Mosquitto;
+use eventplane_tests::mosquitto::{Mosquitto, Options};
 use eventplane_tests::mqtt::MqttClient;
 use eventplane_tests::{Received, TestServer};
 use serde_json::{Value, json as j};
@@ -48,7 +49,18 @@ impl MqttShop {
         env: &[(&str, &str)],
         runtime_config: Option<&std::path::Path>,
     ) -> anyhow::Result<Option<Self>> {
-        let Some(broker) = Mosquitto::start()? else {
+        Self::start_on(&Options::default(), None, env, runtime_config).await
+    }
+
+    /// [`start`](Self::start) on a broker set up as `options` says, the test's client
+    /// connecting with `credentials`.
+    pub async fn start_on(
+        options: &Options,
+        credentials: Option<(&str, &str)>,
+        env: &[(&str, &str)],
+        runtime_config: Option<&std::path::Path>,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(broker) = Mosquitto::start_with(options)? else {
             return Ok(None);
         };
         let url = broker.url();
@@ -62,7 +74,7 @@ impl MqttShop {
         let shop = Shop::register(registry).await?;
         let subscriber = TestServer::start(204, "").await?;
         subscribe(&shop, &subscriber).await?;
-        let client = MqttClient::connect(&url, "e2e-publisher").await?;
+        let client = MqttClient::connect_as(&url, "e2e-publisher", credentials).await?;
         Ok(Some(Self {
             broker,
             shop,

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eventplane_tests::bench::{
-    ADMIN, Arrivals, Served, counting_subscriber, percentile, register_shop,
+    ADMIN, Arrivals, Runtime, Served, counting_subscriber, percentile, register_shop,
 };
 use eventplane_tests::spin::{SpinApp, spin_binary};
 use eventplane_tests::{TestApp, workspace_root};
@@ -96,30 +96,6 @@ async fn publish_at(
         task.await?;
     }
     Ok((sent, refused))
-}
-
-/// The application on one runtime.
-enum Runtime {
-    /// eventplane's host, in-process.
-    Host(TestApp),
-    /// Real Spin.
-    Spin(SpinApp),
-}
-
-impl Runtime {
-    fn served(&self) -> &dyn Served {
-        match self {
-            Self::Host(app) => app,
-            Self::Spin(app) => app,
-        }
-    }
-
-    async fn stop(self) -> anyhow::Result<()> {
-        match self {
-            Self::Host(app) => app.stop().await,
-            Self::Spin(app) => app.stop().await,
-        }
-    }
 }
 
 /// The application's variables for the benchmark.
