@@ -39,6 +39,37 @@ pub enum Runtime {
 }
 
 impl Runtime {
+    /// Starts the application of `manifest` on `runtime` (`eventplane`: eventplane's host
+    /// in-process; `spin`: real Spin) with its state in `state` and the environment `vars`;
+    /// `None` (said on stderr) when Spin is not found.
+    pub async fn start(
+        runtime: &str,
+        manifest: &std::path::Path,
+        state: &std::path::Path,
+        vars: &[(&str, String)],
+    ) -> anyhow::Result<Option<Self>> {
+        match runtime {
+            "eventplane" => {
+                let mut builder = TestApp::builder(manifest).state_dir(state);
+                for (name, value) in vars {
+                    builder = builder.env(name, value);
+                }
+                Ok(Some(Self::Host(builder.start().await?)))
+            }
+            "spin" => {
+                let Some(spin) = crate::spin::spin_binary() else {
+                    eprintln!("spin: skipped (no spin on PATH or SPIN_BIN)");
+                    return Ok(None);
+                };
+                let env: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                Ok(Some(Self::Spin(
+                    SpinApp::start(&spin, manifest, state, &env).await?,
+                )))
+            }
+            other => anyhow::bail!("unknown runtime {other:?}: use spin or eventplane"),
+        }
+    }
+
     /// The application, to send requests to.
     pub fn served(&self) -> &dyn Served {
         match self {
@@ -73,6 +104,26 @@ pub async fn counting_subscriber() -> anyhow::Result<(TestServer, Arrivals)> {
     })
     .await?;
     Ok((subscriber, arrivals))
+}
+
+/// The environment variable `name` as a number, `default` when it is not set.
+pub fn env_number(name: &str, default: u64) -> anyhow::Result<u64> {
+    std::env::var(name).map_or(Ok(default), |s| {
+        s.parse()
+            .with_context(|| format!("{name}={s:?} is not a number"))
+    })
+}
+
+/// The environment variable `name` as numbers separated by spaces, `default` when it is not
+/// set.
+pub fn env_numbers(name: &str, default: &str) -> anyhow::Result<Vec<u64>> {
+    let text = std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    text.split_whitespace()
+        .map(|n| {
+            n.parse()
+                .with_context(|| format!("{name}: {n:?} is not a number"))
+        })
+        .collect()
 }
 
 /// The admin token the benchmarks start the application with.

@@ -28,10 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eventplane_tests::bench::{
-    ADMIN, Arrivals, Runtime, Served, counting_subscriber, percentile, register_shop,
+    ADMIN, Arrivals, Runtime, Served, counting_subscriber, env_number, env_numbers, percentile,
+    register_shop,
 };
-use eventplane_tests::spin::{SpinApp, spin_binary};
-use eventplane_tests::{TestApp, workspace_root};
+use eventplane_tests::workspace_root;
 use serde_json::{Value, json};
 
 /// The allocator the `eventplane` binary uses, so that the in-process host runs as it does.
@@ -114,47 +114,18 @@ fn variables() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Starts the application on `runtime` (`spin` or `eventplane`) with its state in `state`;
-/// `None` (said on stderr) when that runtime is not available here.
-async fn start(runtime: &str, state: &std::path::Path) -> anyhow::Result<Option<Runtime>> {
-    let manifest = workspace_root().join("spin.toml");
-    let vars = variables();
-    match runtime {
-        "eventplane" => {
-            let mut builder = TestApp::builder(&manifest).state_dir(state);
-            for (name, value) in &vars {
-                builder = builder.env(name, value);
-            }
-            Ok(Some(Runtime::Host(builder.start().await?)))
-        }
-        "spin" => {
-            let Some(spin) = spin_binary() else {
-                eprintln!("spin: skipped (no spin on PATH or SPIN_BIN)");
-                return Ok(None);
-            };
-            let env: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            Ok(Some(Runtime::Spin(
-                SpinApp::start(&spin, &manifest, state, &env).await?,
-            )))
-        }
-        other => anyhow::bail!("unknown runtime {other:?}: use spin or eventplane"),
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let rates: Vec<u64> = std::env::var("RATES")
-        .unwrap_or_else(|_| "200 1000".into())
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    let seconds: u64 = std::env::var("DURATION_S").map_or(Ok(30), |s| s.parse())?;
-    let warmup: u64 = std::env::var("WARMUP_S").map_or(Ok(2), |s| s.parse())?;
+    let rates = env_numbers("RATES", "200 1000")?;
+    let seconds = env_number("DURATION_S", 30)?;
+    let warmup = env_number("WARMUP_S", 2)?;
     let runtimes = std::env::var("RUNTIMES").unwrap_or_else(|_| "spin eventplane".into());
     let (subscriber, arrivals) = counting_subscriber().await?;
     for runtime in runtimes.split_whitespace() {
         let state = tempfile::tempdir()?;
-        let Some(app) = start(runtime, state.path()).await? else {
+        let manifest = workspace_root().join("spin.toml");
+        let Some(app) = Runtime::start(runtime, &manifest, state.path(), &variables()).await?
+        else {
             continue;
         };
         let http = reqwest::Client::new();

@@ -22,12 +22,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eventplane_tests::bench::{
-    ADMIN, Arrivals, Runtime, Served, counting_subscriber, percentile, register_shop,
+    ADMIN, Arrivals, Runtime, Served, counting_subscriber, env_number, env_numbers, percentile,
+    register_shop,
 };
 use eventplane_tests::mosquitto::Mosquitto;
 use eventplane_tests::mqtt::MqttClient;
-use eventplane_tests::spin::{SpinApp, spin_binary};
-use eventplane_tests::{TestApp, workspace_root};
+use eventplane_tests::spin::spin_binary;
+use eventplane_tests::workspace_root;
 use rumqttc::QoS;
 use serde_json::{Value, json};
 
@@ -77,45 +78,25 @@ async fn start(
         ("SPIN_VARIABLE_MQTT_ADDRESS", broker.to_owned()),
         ("SPIN_VARIABLE_MQTT_ALLOWED_HOSTS", broker.to_owned()),
     ];
-    match runtime {
-        "eventplane" => {
-            let mut builder = TestApp::builder(&manifest).state_dir(state);
-            for (name, value) in &vars {
-                builder = builder.env(name, value);
-            }
-            Ok(Some(Runtime::Host(builder.start().await?)))
-        }
-        "spin" => {
-            let Some(spin) = spin_binary() else {
-                eprintln!("spin: skipped (no spin on PATH or SPIN_BIN)");
-                return Ok(None);
-            };
-            if !plugin_installed(&spin) {
-                eprintln!(
-                    "spin: skipped (the trigger-mqtt plugin is not installed: \
-                     ../shared/tools/install-trigger-mqtt)"
-                );
-                return Ok(None);
-            }
-            let env: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            Ok(Some(Runtime::Spin(
-                SpinApp::start(&spin, &manifest, state, &env).await?,
-            )))
-        }
-        other => anyhow::bail!("unknown runtime {other:?}: use spin or eventplane"),
+    if runtime == "spin"
+        && let Some(spin) = spin_binary()
+        && !plugin_installed(&spin)
+    {
+        eprintln!(
+            "spin: skipped (the trigger-mqtt plugin is not installed: \
+             ../shared/tools/install-trigger-mqtt)"
+        );
+        return Ok(None);
     }
+    Runtime::start(runtime, &manifest, state, &vars).await
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let rates: Vec<u64> = std::env::var("RATES")
-        .unwrap_or_else(|_| "1000".into())
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    let seconds: u64 = std::env::var("DURATION_S").map_or(Ok(20), |s| s.parse())?;
-    let warmup: u64 = std::env::var("WARMUP_S").map_or(Ok(2), |s| s.parse())?;
-    let burst: u64 = std::env::var("BURST").map_or(Ok(20_000), |s| s.parse())?;
+    let rates = env_numbers("RATES", "1000")?;
+    let seconds = env_number("DURATION_S", 20)?;
+    let warmup = env_number("WARMUP_S", 2)?;
+    let burst = env_number("BURST", 20_000)?;
     let runtimes = std::env::var("RUNTIMES").unwrap_or_else(|_| "eventplane spin".into());
     let Some(broker) = Mosquitto::start()? else {
         anyhow::bail!("no mosquitto: scripts/servers.sh installs it");
