@@ -243,40 +243,20 @@ pub(crate) fn build<'d>(
             first
         });
         let shared = per_address.get(&channel.name).copied().unwrap_or(0) > 1;
-        if let ([message], false) = (channel.messages.as_slice(), shared) {
-            names.claim(&channel.name, &channel.path, "channels")?;
-            let name = channel.name.clone();
-            events.push(entry(
-                resolver,
-                name,
-                info_version,
-                &channel,
-                message,
-                default_content_type,
-            )?);
-            continue;
-        }
+        // A channel with one message of its own is one event type, named by the channel;
+        // otherwise each message is one, named by its `ce-type` or its id.
+        let by_channel = channel.messages.len() == 1 && !shared;
         for message in &channel.messages {
-            let name = match ce_type(resolver, message)? {
-                Some(name) => name,
-                None => message.id.clone().ok_or_else(|| {
-                    SpecError::new(
-                        &message.listed_at,
-                        format!(
-                            "this message needs a name: channel `{}` {}, so each of its \
-                             messages is an event type of its own, named by its `ce-type` \
-                             header's `const`, else its `messageId`, else its `name`",
-                            channel.name,
-                            if shared {
-                                "shares its address with another channel"
-                            } else {
-                                "carries several messages"
-                            }
-                        ),
-                    )
-                })?,
+            let (name, at, kind) = if by_channel {
+                (channel.name.clone(), &channel.path, "channels")
+            } else {
+                (
+                    message_name(resolver, &channel, message, shared)?,
+                    &message.listed_at,
+                    "messages",
+                )
             };
-            names.claim(&name, &message.listed_at, "messages")?;
+            names.claim(&name, at, kind)?;
             events.push(entry(
                 resolver,
                 name,
@@ -288,6 +268,35 @@ pub(crate) fn build<'d>(
         }
     }
     Ok(events)
+}
+
+/// The event type name of `message`, one of several of `channel` (or of a channel that
+/// `shared` its address): the `const` of its `ce-type` header, else its id.
+fn message_name<'d>(
+    resolver: &mut Resolver<'d>,
+    channel: &Channel<'d>,
+    message: &Message<'d>,
+    shared: bool,
+) -> Result<String, SpecError> {
+    if let Some(name) = ce_type(resolver, message)? {
+        return Ok(name);
+    }
+    message.id.clone().ok_or_else(|| {
+        SpecError::new(
+            &message.listed_at,
+            format!(
+                "this message needs a name: channel `{}` {}, so each of its messages is an \
+                 event type of its own, named by its `ce-type` header's `const`, else its \
+                 `messageId`, else its `name`",
+                channel.name,
+                if shared {
+                    "shares its address with another channel"
+                } else {
+                    "carries several messages"
+                }
+            ),
+        )
+    })
 }
 
 /// The event type named `name` for `message` of `channel`: its summary is the message's
