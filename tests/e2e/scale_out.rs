@@ -172,6 +172,27 @@ async fn tick_until(
     Ok(())
 }
 
+/// The scenario `$scenario` as two tests: on `eventplane up`, and on real Spin (skipped,
+/// saying so, where there is none).
+macro_rules! on_both_runtimes {
+    ($scenario:ident: $on_eventplane:ident, $on_spin:ident) => {
+        e2e_test! {
+            async fn $on_eventplane() -> anyhow::Result<()> {
+                $scenario(&Runtime::Eventplane).await
+            }
+        }
+
+        e2e_test! {
+            async fn $on_spin() -> anyhow::Result<()> {
+                match Runtime::spin() {
+                    Some(spin) => $scenario(&spin).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    };
+}
+
 /// The ids that did not arrive exactly once, with their counts (`0`: never).
 fn not_once(arrivals: &Arrivals, ids: &[String]) -> Vec<(String, u32)> {
     let arrivals = arrivals.lock().expect("lock");
@@ -181,20 +202,7 @@ fn not_once(arrivals: &Arrivals, ids: &[String]) -> Vec<(String, u32)> {
         .collect()
 }
 
-e2e_test! {
-    async fn publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription_on_eventplane() -> anyhow::Result<()> {
-        publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription(&Runtime::Eventplane).await
-    }
-}
-
-e2e_test! {
-    async fn publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription_on_spin() -> anyhow::Result<()> {
-        match Runtime::spin() {
-            Some(spin) => publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription(&spin).await,
-            None => Ok(()),
-        }
-    }
-}
+on_both_runtimes!(publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription: publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription_on_eventplane, publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription_on_spin);
 
 async fn publishes_over_two_instances_are_stored_once_and_delivered_to_every_subscription(
     runtime: &Runtime,
@@ -276,20 +284,7 @@ async fn publishes_over_two_instances_are_stored_once_and_delivered_to_every_sub
     cluster.stop().await
 }
 
-e2e_test! {
-    async fn concurrent_ticks_on_both_instances_make_each_attempt_once_on_eventplane() -> anyhow::Result<()> {
-        concurrent_ticks_on_both_instances_make_each_attempt_once(&Runtime::Eventplane).await
-    }
-}
-
-e2e_test! {
-    async fn concurrent_ticks_on_both_instances_make_each_attempt_once_on_spin() -> anyhow::Result<()> {
-        match Runtime::spin() {
-            Some(spin) => concurrent_ticks_on_both_instances_make_each_attempt_once(&spin).await,
-            None => Ok(()),
-        }
-    }
-}
+on_both_runtimes!(concurrent_ticks_on_both_instances_make_each_attempt_once: concurrent_ticks_on_both_instances_make_each_attempt_once_on_eventplane, concurrent_ticks_on_both_instances_make_each_attempt_once_on_spin);
 
 async fn concurrent_ticks_on_both_instances_make_each_attempt_once(
     runtime: &Runtime,
@@ -392,20 +387,7 @@ e2e_test! {
     }
 }
 
-e2e_test! {
-    async fn registry_writes_on_both_instances_agree_on_eventplane() -> anyhow::Result<()> {
-        registry_writes_on_both_instances_agree(&Runtime::Eventplane).await
-    }
-}
-
-e2e_test! {
-    async fn registry_writes_on_both_instances_agree_on_spin() -> anyhow::Result<()> {
-        match Runtime::spin() {
-            Some(spin) => registry_writes_on_both_instances_agree(&spin).await,
-            None => Ok(()),
-        }
-    }
-}
+on_both_runtimes!(registry_writes_on_both_instances_agree: registry_writes_on_both_instances_agree_on_eventplane, registry_writes_on_both_instances_agree_on_spin);
 
 async fn registry_writes_on_both_instances_agree(runtime: &Runtime) -> anyhow::Result<()> {
     let Some(cluster) = Cluster::start(runtime, &env(&[])).await? else {
