@@ -236,11 +236,6 @@ impl Up {
         self.counter(&format!("count/{payload}"))
     }
 
-    /// How many messages mqttprobe has handled in all (deliveries again included).
-    fn total(&self) -> anyhow::Result<u64> {
-        self.counter("total")
-    }
-
     /// A counter of mqttprobe's (0 when absent).
     fn counter(&self, key: &str) -> anyhow::Result<u64> {
         match self.kv(key)? {
@@ -847,42 +842,6 @@ fn an_mqtt_only_application_runs_from_its_manifest() -> anyhow::Result<()> {
         QoS::AtLeastOnce,
     )?;
     assert_eq!(subscriber.wait_for("done/it")?, b"ok");
-    up.stop()?;
-    Ok(())
-}
-
-/// How many QoS 1 messages per second go from a publisher through the broker and mqttprobe
-/// (an increment and a set, made durable, per message) until all are handled. Run it with
-/// `cargo test --release -p eventplane-host --test mqtt -- --ignored --nocapture throughput`.
-#[test]
-#[ignore = "a measurement, not a check"]
-fn throughput() -> anyhow::Result<()> {
-    let Some(broker) = Mosquitto::start()? else {
-        return Ok(());
-    };
-    let count: usize = std::env::var("MESSAGES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5000);
-    let dir = tempfile::tempdir()?;
-    let manifest = write_manifest(dir.path(), &app_body(ONE_ENTRY), "")?;
-    let url = broker.url();
-    let up = Up::start(&manifest, &[("SPIN_VARIABLE_BROKER", &url)])?;
-    up.wait_for_log("subscribed to", 1)?;
-    let messages = batch("probe/t/in", "m", count);
-    let started = Instant::now();
-    publish(&url, &messages, QoS::AtLeastOnce)?;
-    let published = started.elapsed();
-    up.wait_until(
-        "every message handled",
-        |up| Ok(up.total()? >= count as u64),
-    )?;
-    let elapsed = started.elapsed();
-    println!(
-        "{count} QoS 1 messages: published in {published:?}, all handled in {elapsed:?}: {:.0} messages/s",
-        count as f64 / elapsed.as_secs_f64()
-    );
-    up.wait_for_deliveries(&messages.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>())?;
     up.stop()?;
     Ok(())
 }

@@ -9,7 +9,6 @@
 //! |---|---|
 //! | `count/<payload>` | how many times the payload was delivered (`wasi:keyvalue/atomics` increment: 8 bytes, little-endian) |
 //! | `msg/<topic>/<payload>` | the payload |
-//! | `total` | how many messages it was given in all (an increment) |
 //!
 //! Then, by payload:
 //! - `fail-once:...`: the first delivery returns an error (so the trigger must deliver it
@@ -53,7 +52,6 @@ fn handle(message: &[u8], topic: &str) -> Result<(), Error> {
     let bucket = wasi_store::open("default").map_err(|e| other("open", e))?;
     let deliveries = atomics::increment(&bucket, &format!("count/{payload}"), 1)
         .map_err(|e| other("increment", e))?;
-    atomics::increment(&bucket, "total", 1).map_err(|e| other("increment", e))?;
     let store = Store::open_default().map_err(|e| other("open", e))?;
     store
         .set(&format!("msg/{topic}/{payload}"), message)
