@@ -39,6 +39,7 @@ pub mod index;
 pub mod keys;
 pub mod memory;
 pub mod random;
+pub mod read_ahead;
 pub mod store;
 
 pub use error::{Error, FieldError};
@@ -48,6 +49,8 @@ pub use ids::{
 };
 pub use keys::Key;
 pub use memory::{CasHookStore, MemoryStore};
+pub use read_ahead::ReadAhead;
 pub use store::{
-    IndexPage, KvStore, KvStoreExt, MAX_INDEX_PAGE, MAX_UPDATE_ATTEMPTS, StoreError, swap_landed,
+    IndexPage, KvStore, KvStoreExt, MAX_INDEX_PAGE, MAX_UPDATE_ATTEMPTS, StoreError, decode_json,
+    swap_landed,
 };

@@ -67,6 +67,13 @@ pub trait KvStore {
     /// `increment(key, 0)`, never with `get`.
     fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError>;
 
+    /// The values of several keys, in the order given (`None`: absent), in one call (one round
+    /// trip where the backend offers a batch read). The values are read together, but not as of
+    /// one instant: use it for keys whose reads are independent of each other.
+    fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
     /// Sets several keys in one call (one round trip where the backend offers a batch).
     /// Backends may apply them all at once or one by one in the order given; callers must not
     /// rely on either: a failure part-way may leave the first ones written.
@@ -117,7 +124,9 @@ pub trait KvStoreExt: KvStore {
     /// Reads and decodes the JSON record at `key`. A record that does not decode is our fault
     /// (500), since only we write records.
     fn get_json<T: DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, Error> {
-        self.get(key)?.map(|bytes| decode(key, &bytes)).transpose()
+        self.get(key)?
+            .map(|bytes| decode_json(key, &bytes))
+            .transpose()
     }
 
     /// Encodes `value` as JSON and stores it at `key`, unconditionally. Use only for keys that
@@ -139,7 +148,7 @@ pub trait KvStoreExt: KvStore {
             let current = self.get(key)?;
             let decoded = current
                 .as_deref()
-                .map(|bytes| decode::<T>(key, bytes))
+                .map(|bytes| decode_json::<T>(key, bytes))
                 .transpose()?;
             let updated = f(decoded)?;
             let new = encode(key, &updated)?;
@@ -217,7 +226,9 @@ pub trait KvStoreExt: KvStore {
 
 impl<S: KvStore + ?Sized> KvStoreExt for S {}
 
-fn decode<T: DeserializeOwned>(key: &Key, bytes: &[u8]) -> Result<T, Error> {
+/// Decodes the JSON record `bytes` read at `key` (a record that does not decode is our fault:
+/// 500, since only we write records).
+pub fn decode_json<T: DeserializeOwned>(key: &Key, bytes: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes)
         .map_err(|err| Error::internal_with(format!("decoding the record at {key}"), err))
 }

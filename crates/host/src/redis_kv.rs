@@ -224,6 +224,29 @@ impl RedisKv {
             .await
     }
 
+    /// The values of `keys`, in order (`MGET`: one round trip).
+    pub(crate) async fn get_many(
+        &self,
+        label: &str,
+        keys: &[String],
+    ) -> KvResult<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<Vec<u8>>> = self
+            .query(label, "MGET", true, redis::cmd("MGET").arg(keys))
+            .await?;
+        if values.len() != keys.len() {
+            return Err(KvError::new(format!(
+                "the key-value store `{label}` ({}) answered MGET of {} keys with {} values",
+                self.shown,
+                keys.len(),
+                values.len()
+            )));
+        }
+        Ok(values)
+    }
+
     /// Whether `key` has a value.
     pub(crate) async fn exists(&self, label: &str, key: &str) -> KvResult<bool> {
         let n: i64 = self
@@ -416,6 +439,16 @@ mod tests {
         kv.set_many("default", &entries).await?;
         kv.set_many("default", &[]).await?;
         assert_eq!(kv.get("default", "m2").await?, Some(b"v2".to_vec()));
+        // One MGET answers several keys, in order, absent ones included.
+        let keys = ["m2".to_owned(), "nope".to_owned(), "m0".to_owned()];
+        assert_eq!(
+            kv.get_many("default", &keys).await?,
+            [Some(b"v2".to_vec()), None, Some(b"v0".to_vec())]
+        );
+        assert_eq!(
+            kv.get_many("default", &[]).await?,
+            Vec::<Option<Vec<u8>>>::new()
+        );
         assert_eq!(kv.keys("default").await?, ["bin", "m0", "m1", "m2", "n"]);
         kv.delete_many("default", &["m0".into(), "m1".into(), "nope".into()])
             .await?;

@@ -145,7 +145,8 @@ fn prepare_file(path: &Path) -> anyhow::Result<PathBuf> {
 /// How many store operations of each kind a session made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OpCounts {
-    /// `get` and `exists` (and the read that starts a compare-and-swap).
+    /// `get`, `exists` and `get-many` (one each: one round trip on Redis), and the read that
+    /// starts a compare-and-swap.
     pub reads: u32,
     /// `get-keys`: every key of a store.
     pub lists: u32,
@@ -313,6 +314,20 @@ impl StoreSession {
         match self.backend(label)? {
             Label::Sqlite(session) => session.get(label, key),
             Label::Redis(redis) => redis.get(label, key).await,
+        }
+    }
+
+    /// The values of `keys` in the store `label`, in order: one round trip on Redis (`MGET`),
+    /// counted as one read.
+    pub(crate) async fn get_many(
+        &self,
+        label: &str,
+        keys: &[String],
+    ) -> KvResult<Vec<Option<Vec<u8>>>> {
+        self.count(Op::Read);
+        match self.backend(label)? {
+            Label::Sqlite(session) => keys.iter().map(|key| session.get(label, key)).collect(),
+            Label::Redis(redis) => redis.get_many(label, keys).await,
         }
     }
 

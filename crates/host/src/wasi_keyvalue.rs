@@ -201,14 +201,10 @@ impl batch::Host for HostState {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, Error>> {
         let label = self.bucket_label(&bucket)?;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self.kv.get(&label, &key).await {
-                Ok(v) => out.push((key, v)),
-                Err(e) => return Ok(Err(other(e))),
-            }
-        }
-        Ok(Ok(out))
+        Ok(match self.kv.get_many(&label, &keys).await {
+            Ok(values) => Ok(keys.into_iter().zip(values).collect()),
+            Err(e) => Err(other(e)),
+        })
     }
 
     async fn set_many(
