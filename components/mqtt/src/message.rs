@@ -1,11 +1,11 @@
 //! One MQTT message: parsed, authenticated, checked, stored and handed off like a published
 //! event, or refused, recorded and noticed. The rules are `eventplane_ingest::mqtt`'s.
 
-use eventplane_core::{Error, KvStore, TenantId};
-use eventplane_ingest::auth::{AuthFailure, authenticate_token};
+use eventplane_core::{Error, KvStore, ReadAhead, TenantId};
+use eventplane_ingest::auth::{AuthFailure, authenticate_token, publish_keys};
 use eventplane_ingest::handoff::HandOff;
 use eventplane_ingest::mqtt::{self, Mode};
-use eventplane_ingest::{Application, Rejection, now_ms};
+use eventplane_ingest::{Application, Rejection, now_ms, source_marker_keys};
 use eventplane_spin::SpinStore;
 use spin_sdk::mqtt::{Connection, Qos};
 
@@ -36,7 +36,8 @@ pub async fn handle(topic: &str, payload: &[u8]) -> Result<(), Error> {
         return Ok(());
     }
     let settings = Settings::load()?;
-    let store = SpinStore::open_default()?;
+    // Fetches ahead what taking the message reads, as the gateway does.
+    let store = ReadAhead::new(SpinStore::open_default()?);
     let now = now_ms();
     match ingest(&store, &settings, topic, payload, now).await? {
         Outcome::Accepted(hand_off) => {
@@ -51,7 +52,7 @@ pub async fn handle(topic: &str, payload: &[u8]) -> Result<(), Error> {
 
 /// Takes the message the common way; `Err` only for failures of eventplane itself.
 async fn ingest(
-    store: &dyn KvStore,
+    store: &ReadAhead<SpinStore>,
     settings: &Settings,
     topic: &str,
     payload: &[u8],
@@ -69,6 +70,7 @@ async fn ingest(
         Ok(parsed) => parsed,
         Err(rejection) => return unverified(rejection),
     };
+    store.want(publish_keys(&settings.auth, &parsed.token, None, None));
     let (publisher, tenant) =
         match authenticate_token(store, &settings.auth, &parsed.token, None).await {
             Ok(verified) => verified,
@@ -85,6 +87,7 @@ async fn ingest(
     if let Err(rejection) = mqtt::authorize(&publisher, topic_application, &parsed.events) {
         return refused(rejection);
     }
+    store.want(source_marker_keys(&tenant, &parsed.events));
     let Some(app) = Application::load(store, &tenant, &publisher.app)? else {
         return refused(Rejection::no_application(&publisher.app));
     };

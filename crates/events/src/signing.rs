@@ -62,8 +62,14 @@ pub fn public_keys(
     Ok(stored_key(store, sleep)?.jwks)
 }
 
+/// Where the generated signing key is kept: what [`public_keys`] reads when no key is
+/// configured.
+pub fn stored_key_record() -> eventplane_core::Key {
+    keys::system(keys::SIGNING_KEYS, CURRENT)
+}
+
 fn stored_key(store: &dyn KvStore, sleep: &dyn Fn(Duration)) -> Result<StoredKey, Error> {
-    let key = keys::system(keys::SIGNING_KEYS, CURRENT);
+    let key = stored_key_record();
     if let Some(stored) = store.get_json::<StoredKey>(&key)? {
         return Ok(stored);
     }

@@ -62,6 +62,11 @@ pub const LEEWAY_SECONDS: u64 = 60;
 pub const APP_CLAIM: &str = "app";
 /// The claim naming the tenant.
 pub const TENANT_CLAIM: &str = "tenant";
+
+/// The claim of our tokens naming the application's id (tokens issued before it was added lack
+/// it). Only a hint, to fetch the application ahead: the application is the one [`APP_CLAIM`]
+/// names.
+pub const APP_ID_CLAIM: &str = "app_id";
 /// The realm of our `WWW-Authenticate` challenges.
 pub const REALM: &str = "eventplane";
 /// The smallest RSA modulus accepted, in bits.
@@ -431,6 +436,9 @@ pub struct AccessClaims {
     pub tenant: String,
     /// The application's name.
     pub app: String,
+    /// The application's id ([`APP_ID_CLAIM`]), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
     /// Space-separated scopes: [`SCOPE_PUBLISH`].
     pub scope: String,
     /// Issued at (Unix seconds).
@@ -456,10 +464,17 @@ impl AccessClaims {
             sub: client_id.into(),
             tenant: tenant.into(),
             app: app.into(),
+            app_id: None,
             scope: SCOPE_PUBLISH.to_owned(),
             iat: now,
             exp: now.saturating_add(ttl_seconds),
         }
+    }
+
+    /// These claims naming the application's id too.
+    pub fn with_app_id(mut self, app_id: impl Into<String>) -> Self {
+        self.app_id = Some(app_id.into());
+        self
     }
 }
 
@@ -670,6 +685,13 @@ fn split(token: &str) -> Result<(JsonObject, JsonObject), AuthError> {
 pub fn unverified_issuer(token: &str) -> Option<String> {
     let (_, claims) = split(token).ok()?;
     claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+/// The string claim `name` of `token`, unverified: only a guess (of the keys a request will
+/// read, to fetch them ahead), never a decision.
+pub fn unverified_claim(token: &str, name: &str) -> Option<String> {
+    let (_, claims) = split(token).ok()?;
+    claims.get(name)?.as_str().map(str::to_owned)
 }
 
 /// A verification remembered, so that the next request with the same token needs no signature

@@ -8,7 +8,11 @@
 //! - `t/<tenant>/r/api/<api id>` → `{"id": …, "catalog": [{name, version, payload_schema}]}`.
 
 use eventplane_core::keys::{self, APPLICATION_EVENT_APIS, APPLICATIONS_BY_NAME};
-use eventplane_core::{ApiId, AppId, Error, KvStore, KvStoreExt, MAX_INDEX_PAGE, TenantId};
+use std::collections::BTreeSet;
+
+use eventplane_core::{
+    ApiId, AppId, Error, Key, KvStore, KvStoreExt, MAX_INDEX_PAGE, TenantId, decode_json,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -60,6 +64,21 @@ struct ApiCatalogEvent {
     payload_schema: Option<Value>,
 }
 
+/// The key naming the application `app_name` of `tenant`: the first read of [`load_catalog`],
+/// for readers that fetch it ahead.
+pub fn application_name_key(tenant: &TenantId, app_name: &str) -> Key {
+    keys::record(tenant, APPLICATIONS_BY_NAME, app_name)
+}
+
+/// The keys [`load_catalog`] reads of the application `app_id` once it has its name: its record
+/// and the index of its event APIs (for readers that fetch them ahead).
+pub fn application_keys(tenant: &TenantId, app_id: &AppId) -> [Key; 2] {
+    [
+        keys::record_for(tenant, app_id),
+        keys::owned_index(tenant, APPLICATION_EVENT_APIS, app_id.as_str()),
+    ]
+}
+
 /// The catalog of the application named `app_name` in `tenant`; `None` if there is no such
 /// application.
 pub fn load_catalog(
@@ -67,36 +86,42 @@ pub fn load_catalog(
     tenant: &TenantId,
     app_name: &str,
 ) -> Result<Option<AppCatalog>, Error> {
-    let by_name = keys::record(tenant, APPLICATIONS_BY_NAME, app_name);
+    let by_name = application_name_key(tenant, app_name);
     let Some(holder) = store.get_json::<NameHolder>(&by_name)? else {
         return Ok(None);
     };
-    if !store.exists(&keys::record_for(tenant, &holder.app_id))? {
+    // The record and the index in one read, then every API in one more.
+    let [record, index] = application_keys(tenant, &holder.app_id);
+    let [found, members] = <[_; 2]>::try_from(store.get_many(&[record, index.clone()])?)
+        .map_err(|_| Error::internal("the store answered a read of two keys with another count"))?;
+    if found.is_none() {
         return Ok(None);
     }
-    let index = keys::owned_index(tenant, APPLICATION_EVENT_APIS, holder.app_id.as_str());
-    let mut entries = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.index_page(&index, after.as_deref(), MAX_INDEX_PAGE)?;
-        for member in &page.members {
+    let members: BTreeSet<String> = members
+        .map(|bytes| decode_json(&index, &bytes))
+        .transpose()?
+        .unwrap_or_default();
+    let api_keys = members
+        .iter()
+        .map(|member| {
             let api_id = member.parse::<ApiId>().map_err(|err| {
                 Error::internal_with(format!("a member of {index} is not an API id"), err)
             })?;
+            Ok(keys::record_for(tenant, &api_id))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut entries = Vec::new();
+    for chunk in api_keys.chunks(MAX_INDEX_PAGE) {
+        for (key, api) in chunk.iter().zip(store.get_many(chunk)?) {
             // An API deleted since the index was read has no record: it is simply gone.
-            let Some(api) = store.get_json::<ApiRecord>(&keys::record_for(tenant, &api_id))? else {
-                continue;
-            };
+            let Some(bytes) = api else { continue };
+            let api: ApiRecord = decode_json(key, &bytes)?;
             entries.extend(api.catalog.into_iter().map(|event| CatalogEntry {
                 api_id: api.id.clone(),
                 name: event.name,
                 version: event.version,
                 payload_schema: event.payload_schema,
             }));
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
         }
     }
     Ok(Some(AppCatalog {

@@ -63,7 +63,7 @@ pub mod events;
 pub mod retention;
 pub mod sources;
 
-pub use catalog::{AppCatalog, CatalogEntry, load_catalog};
+pub use catalog::{AppCatalog, CatalogEntry, application_keys, application_name_key, load_catalog};
 pub use event::{EventData, NewEvent, StoredEvent};
 pub use events::{
     EventPage, GAP_GRACE_MS, LogCursor, MAX_SEQUENCES_PER_CALL, PendingBatch, PendingEntry, Stored,

@@ -89,7 +89,9 @@ pub fn find_by_cloud_event_id(
     Ok(Found { events, complete })
 }
 
-fn marker_key(tenant: &TenantId, source: &str) -> eventplane_core::Key {
+/// The key [`note_source`] reads first: whether `source` is known in `tenant` (for readers
+/// that fetch it ahead).
+pub fn marker_key(tenant: &TenantId, source: &str) -> eventplane_core::Key {
     let hash = hex::encode(Sha256::digest(source.as_bytes()));
     keys::record(tenant, EVENT_SOURCE_MARKERS, &hash)
 }

@@ -14,11 +14,11 @@
 
 use std::time::Duration;
 
-use eventplane_core::{Error, KvStore, KvStoreExt, StoreError, TenantId, keys};
+use eventplane_core::{AppId, Error, Key, KvStore, KvStoreExt, StoreError, TenantId, keys};
 use eventplane_events::signing;
 use eventplane_events::token::{
-    AuthError, Jwks, Publisher, TrustedIssuer, VerifiedToken, Verifier, bearer_token,
-    unverified_issuer,
+    APP_CLAIM, APP_ID_CLAIM, AuthError, Jwks, Publisher, TENANT_CLAIM, TrustedIssuer,
+    VerifiedToken, Verifier, bearer_token, unverified_claim, unverified_issuer,
 };
 use eventplane_spin::client;
 use eventplane_spin::timer::timeout;
@@ -127,6 +127,61 @@ pub async fn authenticate_token(
     let tenant = TenantId::new(&tenant)
         .map_err(|e| AuthError::InvalidToken(format!("the tenant `{tenant}` is invalid: {e}")))?;
     Ok((publisher, tenant))
+}
+
+/// The keys an authenticated publish with `token` will read before it stores anything, so
+/// that they can be fetched ahead in one round trip ([`eventplane_core::ReadAhead`]): those
+/// [`authenticate_token`] reads (our signing key or the external issuer's cached key set, and
+/// the verified-token cache), the name of the application it publishes for (`application`, else
+/// the one the token names; with our tokens, its record and event-API index too), and the
+/// tenant's subscriptions (the hand-off's read). Tenant and
+/// application are read from the token unverified: a wrong guess only costs a read of its own.
+pub fn publish_keys(
+    config: &Config,
+    token: &str,
+    tenant_hint: Option<&str>,
+    application: Option<&str>,
+) -> Vec<Key> {
+    let issuer = unverified_issuer(token);
+    let external = config
+        .oidc
+        .as_ref()
+        .filter(|oidc| issuer.as_deref() == Some(oidc.issuer.as_str()));
+    let mut keys = vec![verified_key(PUBLISHING, token)];
+    let app_claim = match external {
+        None => {
+            if config.token_signing_key.trim().is_empty() {
+                keys.push(signing::stored_key_record());
+            }
+            APP_CLAIM
+        }
+        Some(oidc) => {
+            keys.push(cache_key(&oidc.jwks_url));
+            oidc.app_claim.as_str()
+        }
+    };
+    let tenant = unverified_claim(token, TENANT_CLAIM)
+        .or_else(|| tenant_hint.map(|t| t.trim().to_owned()))
+        .unwrap_or_else(|| config.default_tenant.clone());
+    let Ok(tenant) = TenantId::new(&tenant) else {
+        return keys;
+    };
+    let named = unverified_claim(token, app_claim);
+    if let Some(application) = application.map(str::to_owned).or_else(|| named.clone()) {
+        keys.push(eventplane_eventstore::application_name_key(
+            &tenant,
+            &application,
+        ));
+        // Our tokens also name the application's id: its record and event APIs come along.
+        let app_id = unverified_claim(token, APP_ID_CLAIM)
+            .filter(|_| named.as_deref() == Some(application.as_str()))
+            .and_then(|id| id.parse::<AppId>().ok());
+        if let Some(app_id) = app_id {
+            keys.extend(eventplane_eventstore::application_keys(&tenant, &app_id));
+        }
+    }
+    keys.push(eventplane_dispatch::keys::subscriptions(&tenant));
+    keys
 }
 
 /// The verified-token cache of publishing tokens (ours and the external issuer's).

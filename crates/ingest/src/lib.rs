@@ -36,7 +36,7 @@ pub mod rejected;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use eventplane_core::{AppId, Error, FieldError, KvStore, TenantId};
+use eventplane_core::{AppId, Error, FieldError, Key, KvStore, TenantId};
 use eventplane_events::catalog::{Catalog, PayloadCheck};
 use eventplane_events::cloudevents::Event;
 use eventplane_events::token::AuthError;
@@ -218,6 +218,17 @@ impl Rejection {
             status: 404,
         }
     }
+}
+
+/// What storing `events` for `tenant` reads first (whether each one's source is known), for
+/// readers that fetch it ahead ([`eventplane_core::ReadAhead`]).
+pub fn source_marker_keys<'a>(
+    tenant: &'a TenantId,
+    events: &'a [Event],
+) -> impl Iterator<Item = Key> + 'a {
+    events
+        .iter()
+        .map(move |event| eventstore::sources::marker_key(tenant, &event.source))
 }
 
 /// Milliseconds since the Unix epoch (`0` if the clock is before it).

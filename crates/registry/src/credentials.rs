@@ -166,7 +166,8 @@ pub fn issue_token(
         &app.name,
         now,
         settings.ttl_seconds,
-    );
+    )
+    .with_app_id(record.app_id.as_str());
     let jwt = token::issue(key, &claims).map_err(|e| {
         eprintln!("registry: signing a token: {e}");
         OAuthError::new(OAuthErrorCode::ServerError, "the token could not be signed")
