@@ -533,3 +533,67 @@ async fn redis_crash(runtime: &Runtime) -> anyhow::Result<()> {
     }
     cluster.stop().await
 }
+
+on_both_runtimes!(a_publish_costs_redis_few_round_trips: a_publish_costs_redis_few_round_trips_on_eventplane, a_publish_costs_redis_few_round_trips_on_spin);
+
+/// What one publish (no duplicate, no hand-off) sends to Redis, counted by the server itself:
+/// each command is one round trip, and with `appendfsync always` each waits for a sync.
+///
+/// - `eventplane up` (`get-many` is one `MGET`): the keys known before the body is read (the
+///   signing key, the verified-token cache, the application's name, record and event-API index,
+///   the subscriptions) in one `MGET`, the event API and the source marker in a second, the
+///   claim and the sequence (two `INCRBY`), the log entry and record (one `MSET`), and the log
+///   cursor (one `GET`): 6.
+/// - Spin 4.0.2: the store's open (`PING`), a `get-many` its Redis store cannot make (it sends
+///   `KEYS` with the keys, which Redis refuses), so one `GET` per key (8), then the same
+///   `INCRBY`s, `MSET`, and `GET`: 14.
+async fn a_publish_costs_redis_few_round_trips(runtime: &Runtime) -> anyhow::Result<()> {
+    let Some(redis) = RedisServer::start()? else {
+        return Ok(());
+    };
+    let config = tempfile::tempdir()?;
+    redis.runtime_config(config.path())?;
+    let state = tempfile::tempdir()?;
+    // Without the hand-off, the commands counted are the publish's own.
+    let env = env(&[("SPIN_VARIABLE_DELIVERY_HANDOFF", "false")]);
+    let app = instance(runtime, config.path(), state.path(), &env).await?;
+    let http = reqwest::Client::new();
+    let token = register_shop(&http, &app as &dyn Served, "http://127.0.0.1:9/in").await?;
+    // The first publish makes what the next ones find: the verified-token cache entry and the
+    // source marker.
+    let (status, body) = publish(&http, &app, &token, "first").await?;
+    anyhow::ensure!(status == 202, "{status} {body}");
+    const PUBLISHES: u64 = 20;
+    let before = redis.command_calls()?;
+    for n in 0..PUBLISHES {
+        let (status, body) = publish(&http, &app, &token, &format!("counted-{n}")).await?;
+        anyhow::ensure!(
+            status == 202 && body["duplicate"] == false,
+            "{status} {body}"
+        );
+    }
+    let after = redis.command_calls()?;
+    app.stop().await?;
+    let sent: std::collections::BTreeMap<&str, u64> = after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .map(|(name, n)| (name.as_str(), n - before.get(name).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let expected: &[(&str, u64)] = match runtime {
+        Runtime::Eventplane => &[("get", 1), ("incrby", 2), ("mget", 2), ("mset", 1)],
+        Runtime::Spin(_) => &[
+            ("get", 9),
+            ("incrby", 2),
+            ("keys", 1),
+            ("mset", 1),
+            ("ping", 1),
+        ],
+    };
+    let expected: std::collections::BTreeMap<&str, u64> = expected
+        .iter()
+        .map(|(name, n)| (*name, n * PUBLISHES))
+        .collect();
+    assert_eq!(sent, expected, "commands sent for {PUBLISHES} publishes");
+    Ok(())
+}

@@ -150,6 +150,59 @@ impl RedisServer {
         Ok(())
     }
 
+    /// How many times each command was sent to the server since it started (`INFO
+    /// commandstats`: run, or refused before it ran), by lower-case name: what the store
+    /// operations of a request cost in round trips.
+    pub fn command_calls(&self) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(b"INFO commandstats\r\n")?;
+        // A bulk string: `$<length>\r\n<text>\r\n`.
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        let length = loop {
+            let n = stream.read(&mut buf)?;
+            anyhow::ensure!(n > 0, "redis-server closed the connection");
+            text.extend_from_slice(&buf[..n]);
+            if let Some(end) = text.windows(2).position(|w| w == b"\r\n") {
+                let header = std::str::from_utf8(&text[..end])?;
+                let length: usize = header
+                    .strip_prefix('$')
+                    .ok_or_else(|| anyhow::anyhow!("INFO answered {header:?}"))?
+                    .parse()?;
+                break end + 2 + length;
+            }
+        };
+        while text.len() < length {
+            let n = stream.read(&mut buf)?;
+            anyhow::ensure!(n > 0, "redis-server closed the connection");
+            text.extend_from_slice(&buf[..n]);
+        }
+        let mut calls = std::collections::BTreeMap::new();
+        for line in String::from_utf8_lossy(&text).lines() {
+            // cmdstat_get:calls=12,usec=...
+            let Some((name, stats)) = line
+                .strip_prefix("cmdstat_")
+                .and_then(|l| l.split_once(':'))
+            else {
+                continue;
+            };
+            // Commands refused before they ran (e.g. with the wrong number of arguments) are
+            // `rejected_calls`, not `calls`: a round trip all the same.
+            let count: u64 = stats
+                .split(',')
+                .filter_map(|field| {
+                    field
+                        .strip_prefix("calls=")
+                        .or_else(|| field.strip_prefix("rejected_calls="))
+                })
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum();
+            calls.insert(name.to_owned(), count);
+        }
+        Ok(calls)
+    }
+
     /// What the server logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
