@@ -9,13 +9,16 @@
 # directory, with the recommended persistence (appendonly yes, appendfsync always; REDIS_FSYNC
 # changes the latter), and emptied between setups.
 #
-# Prints wrk's output, then per runtime: accepted events/s and p50/p90/p99 for each setup, and
-# the two ratios the scale-out targets are about (redis / sqlite >= 70 %, redis-x2 / redis >=
-# 100 %).
+# The machine is noisy, so the setups run in ROUNDS rounds (default 3), interleaved (each round
+# runs every runtime and setup once), and the summary gives medians.
+#
+# Prints wrk's output, then per runtime and setup: the median over the rounds of accepted
+# events/s and of p50/p90/p99, each round's events/s, and the two ratios the scale-out targets
+# are about (redis / sqlite >= 70 %, redis-x2 / redis >= 100 %), of the medians and per round.
 #
 #   ./scripts/bench-stores.sh
 #   RUNTIMES=spin ./scripts/bench-stores.sh     # default: "spin eventplane"
-#   SETUPS="redis redis-x2" DURATION=5s ./scripts/bench-stores.sh
+#   SETUPS="redis redis-x2" DURATION=5s ROUNDS=1 ./scripts/bench-stores.sh
 set -euo pipefail
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 cd "$(dirname "$0")/.."
@@ -24,6 +27,7 @@ base_port=${PORT:-3960}
 concurrency=${CONCURRENCY:-16}
 runtimes=${RUNTIMES:-spin eventplane}
 setups=${SETUPS:-sqlite redis redis-x2}
+rounds=${ROUNDS:-3}
 fsync=${REDIS_FSYNC:-always}
 cpus=$(nproc 2>/dev/null || echo 2)
 threads=${THREADS:-4}
@@ -53,6 +57,7 @@ echo "==> redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') o
 results="$work/results"
 : >"$results"
 port=$base_port
+available=
 for runtime in $runtimes; do
   case "$runtime" in
     spin)
@@ -61,58 +66,70 @@ for runtime in $runtimes; do
     eventplane) echo "==> eventplane: $(${EVENTPLANE_BIN:-./target/release/eventplane} --version)" ;;
     *) echo "unknown runtime $runtime: use spin or eventplane"; exit 1 ;;
   esac
-  for setup in $setups; do
-    case "$setup" in
-      sqlite) instances=1; RUNTIME_CONFIG= ;;
-      redis) instances=1; RUNTIME_CONFIG=$work/redis.toml ;;
-      redis-x2) instances=2; RUNTIME_CONFIG=$work/redis.toml ;;
-      *) echo "unknown setup $setup: use sqlite, redis or redis-x2"; exit 1 ;;
-    esac
-    redis-cli -p "$redis_port" flushall >/dev/null
-    targets=()
-    for i in $(seq 1 "$instances"); do
-      RUNTIME_CONFIG=$RUNTIME_CONFIG start "$runtime" spin.toml "$port" "$work/$runtime-$setup-$i" \
-        "$work/$runtime-$setup-$i.log" SPIN_VARIABLE_ADMIN_TOKEN=$admin SPIN_VARIABLE_TOKEN_TTL_SECONDS=3600
-      targets+=("127.0.0.1:$port")
-      port=$((port + 1))
+  available="$available $runtime"
+done
+for round in $(seq 1 "$rounds"); do
+  for runtime in $available; do
+    for setup in $setups; do
+      case "$setup" in
+        sqlite) instances=1; RUNTIME_CONFIG= ;;
+        redis) instances=1; RUNTIME_CONFIG=$work/redis.toml ;;
+        redis-x2) instances=2; RUNTIME_CONFIG=$work/redis.toml ;;
+        *) echo "unknown setup $setup: use sqlite, redis or redis-x2"; exit 1 ;;
+      esac
+      redis-cli -p "$redis_port" flushall >/dev/null
+      targets=()
+      for i in $(seq 1 "$instances"); do
+        RUNTIME_CONFIG=$RUNTIME_CONFIG start "$runtime" spin.toml "$port" "$work/$runtime-$setup-$round-$i" \
+          "$work/$runtime-$setup-$round-$i.log" SPIN_VARIABLE_ADMIN_TOKEN=$admin SPIN_VARIABLE_TOKEN_TTL_SECONDS=3600
+        targets+=("127.0.0.1:$port")
+        port=$((port + 1))
+      done
+      echo "==> $runtime $setup: registering application bench-shop on ${targets[0]}"
+      python3 scripts/bench-register.py "${targets[0]#*:}" "$admin" "$work"
+      url="http://${targets[0]}/events/publish"
+      t=$((concurrency < threads ? concurrency : threads))
+      BENCH_TARGETS="${targets[*]}" wrk -t"$t" -c"$concurrency" -d2s -s scripts/bench-publish.lua "$url" \
+        -- "warm-$runtime-$setup-$round" gateway 202 >/dev/null
+      echo "==> round $round/$rounds, $runtime $setup: concurrency $concurrency, $t wrk threads over ${targets[*]}, $duration"
+      BENCH_TARGETS="${targets[*]}" wrk -t"$t" -c"$concurrency" -d"$duration" --latency \
+        -s scripts/bench-publish.lua "$url" -- "$runtime-$setup-$(date +%s)" gateway 202 \
+        | tee "$work/out" | { grep -v '^RESULT' || true; }
+      grep '^RESULT' "$work/out" | sed "s/^RESULT [^ ]* [^ ]*/RESULT $runtime:$setup:$round $concurrency/" >>"$results"
+      stop_servers
     done
-    echo "==> $runtime $setup: registering application bench-shop on ${targets[0]}"
-    python3 scripts/bench-register.py "${targets[0]#*:}" "$admin" "$work"
-    url="http://${targets[0]}/events/publish"
-    t=$((concurrency < threads ? concurrency : threads))
-    BENCH_TARGETS="${targets[*]}" wrk -t"$t" -c"$concurrency" -d2s -s scripts/bench-publish.lua "$url" \
-      -- "warm-$runtime-$setup" gateway 202 >/dev/null
-    echo "==> $runtime $setup: concurrency $concurrency, $t wrk threads over ${targets[*]}, $duration"
-    BENCH_TARGETS="${targets[*]}" wrk -t"$t" -c"$concurrency" -d"$duration" --latency \
-      -s scripts/bench-publish.lua "$url" -- "$runtime-$setup-$(date +%s)" gateway 202 \
-      | tee "$work/out" | { grep -v '^RESULT' || true; }
-    grep '^RESULT' "$work/out" | sed "s/^RESULT [^ ]* [^ ]*/RESULT $runtime:$setup $concurrency/" >>"$results"
-    stop_servers
   done
 done
 
 echo
-echo "==> summary: the gateway at concurrency $concurrency (latency in ms)"
+echo "==> summary: the gateway at concurrency $concurrency, median of $rounds round(s) (latency in ms)"
 python3 - "$results" <<'PY'
 import sys
+from statistics import median
 rows = {}
 for line in open(sys.argv[1]):
     f = line.split()
     if len(f) != 12:
         continue
-    runtime, setup = f[1].split(":")
-    rows[(runtime, setup)] = [float(x) for x in f[3:12]]
-print(f"{'runtime':<11} {'setup':<9} {'accepted/s':>10} {'p50':>7} {'p90':>7} {'p99':>7} {'unexpected':>10} {'sock err':>8}")
-for (runtime, setup), r in rows.items():
-    print(f"{runtime:<11} {setup:<9} {r[1]:>10.0f} {r[2]:>7.2f} {r[4]:>7.2f} {r[5]:>7.2f} {int(r[6]):>10} {int(r[8]):>8}")
+    runtime, setup, rnd = f[1].split(":")
+    rows.setdefault((runtime, setup), {})[int(rnd)] = [float(x) for x in f[3:12]]
+def med(runs, i):
+    return median(r[i] for r in runs.values())
+print(f"{'runtime':<11} {'setup':<9} {'accepted/s':>10} {'p50':>7} {'p90':>7} {'p99':>7} {'unexpected':>10} {'sock err':>8}  rounds (accepted/s)")
+for (runtime, setup), runs in rows.items():
+    each = " ".join(f"{runs[k][1]:.0f}" for k in sorted(runs))
+    unexpected = sum(int(r[6]) for r in runs.values())
+    sock = sum(int(r[8]) for r in runs.values())
+    print(f"{runtime:<11} {setup:<9} {med(runs, 1):>10.0f} {med(runs, 2):>7.2f} {med(runs, 4):>7.2f} {med(runs, 5):>7.2f} {unexpected:>10} {sock:>8}  {each}")
 for runtime in dict.fromkeys(k[0] for k in rows):
-    get = lambda s: rows.get((runtime, s), [0, 0])[1]
-    sqlite, redis, x2 = get("sqlite"), get("redis"), get("redis-x2")
-    parts = []
-    if sqlite and redis:
-        parts.append(f"redis / sqlite {redis / sqlite:.0%} (target >= 70%)")
-    if redis and x2:
-        parts.append(f"redis-x2 / redis {x2 / redis:.0%} (target >= 100%)")
+    def ratio(a, b, target):
+        ra, rb = rows.get((runtime, a)), rows.get((runtime, b))
+        if not ra or not rb:
+            return None
+        per_round = [ra[k][1] / rb[k][1] for k in sorted(ra) if k in rb and rb[k][1]]
+        return (f"{a} / {b} {med(ra, 1) / med(rb, 1):.0%} (target >= {target}; per round "
+                + " ".join(f"{x:.0%}" for x in per_round) + ")")
+    parts = [p for p in (ratio("redis", "sqlite", "70%"), ratio("redis-x2", "redis", "100%")) if p]
     if parts:
         print(f"{runtime}: " + "; ".join(parts))
 PY
