@@ -23,6 +23,7 @@ set -euo pipefail
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 cd "$(dirname "$0")/.."
 duration=${DURATION:-15s}
+case "$duration" in *[!0-9]*s | s | *[!s]) echo "DURATION must be in seconds, e.g. 15s"; exit 1 ;; esac
 base_port=${PORT:-3960}
 concurrency=${CONCURRENCY:-16}
 runtimes=${RUNTIMES:-spin eventplane}
@@ -53,6 +54,27 @@ for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && bre
 printf '[key_value_store.default]\ntype = "redis"\nurl = "redis://127.0.0.1:%s"\n' "$redis_port" \
   >"$work/redis.toml"
 echo "==> redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on port $redis_port, appendfsync $fsync"
+
+# The machine's CPU time so far, in clock ticks: "busy idle".
+machine_cpu() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }
+# The instances' CPU time (clock ticks) and context switches so far, with every process they
+# started (spin up runs its trigger in a child): "ticks switches".
+instances_cpu() {
+  local pids=("$@") all=() pid
+  while [ ${#pids[@]} -gt 0 ]; do
+    pid=${pids[0]}; pids=("${pids[@]:1}"); all+=("$pid")
+    pids+=($(pgrep -P "$pid" || true))
+  done
+  local ticks=0 switches=0 n
+  for pid in "${all[@]}"; do
+    n=$(awk '{print $14+$15}' "/proc/$pid/stat" 2>/dev/null || echo 0); ticks=$((ticks + n))
+    for task in /proc/"$pid"/task/*/status; do
+      n=$(awk '/ctxt_switches/{s+=$2} END{print s+0}' "$task" 2>/dev/null || echo 0)
+      switches=$((switches + n))
+    done
+  done
+  echo "$ticks $switches"
+}
 
 results="$work/results"
 : >"$results"
@@ -92,10 +114,13 @@ for round in $(seq 1 "$rounds"); do
       BENCH_TARGETS="${targets[*]}" wrk -t"$t" -c"$concurrency" -d2s -s scripts/bench-publish.lua "$url" \
         -- "warm-$runtime-$setup-$round" gateway 202 >/dev/null
       echo "==> round $round/$rounds, $runtime $setup: concurrency $concurrency, $t wrk threads over ${targets[*]}, $duration"
+      cpu_before=$(machine_cpu); instances_before=$(instances_cpu "${servers[@]}")
       BENCH_TARGETS="${targets[*]}" wrk -t"$t" -c"$concurrency" -d"$duration" --latency \
         -s scripts/bench-publish.lua "$url" -- "$runtime-$setup-$(date +%s)" gateway 202 \
         | tee "$work/out" | { grep -v '^RESULT' || true; }
+      cpu_after=$(machine_cpu); instances_after=$(instances_cpu "${servers[@]}")
       grep '^RESULT' "$work/out" | sed "s/^RESULT [^ ]* [^ ]*/RESULT $runtime:$setup:$round $concurrency/" >>"$results"
+      echo "CPU $runtime:$setup:$round $cpu_before $cpu_after $instances_before $instances_after" >>"$results"
       stop_servers
     done
   done
@@ -103,24 +128,37 @@ done
 
 echo
 echo "==> summary: the gateway at concurrency $concurrency, median of $rounds round(s) (latency in ms)"
-python3 - "$results" <<'PY'
+python3 - "$results" "${duration%s}" "$(getconf CLK_TCK)" <<'PY'
 import sys
 from statistics import median
 rows = {}
+cpu = {}
+seconds = float(sys.argv[2])
+hz = float(sys.argv[3])
 for line in open(sys.argv[1]):
     f = line.split()
+    if f[0] == "CPU" and len(f) == 10:
+        runtime, setup, rnd = f[1].split(":")
+        b0, i0, b1, i1, t0, s0, t1, s1 = (float(x) for x in f[2:10])
+        busy = (b1 - b0) / max(1.0, (b1 - b0) + (i1 - i0))
+        cpu.setdefault((runtime, setup), {})[int(rnd)] = [
+            busy, (t1 - t0) / hz / seconds, (s1 - s0) / seconds]
+        continue
     if len(f) != 12:
         continue
     runtime, setup, rnd = f[1].split(":")
     rows.setdefault((runtime, setup), {})[int(rnd)] = [float(x) for x in f[3:12]]
 def med(runs, i):
     return median(r[i] for r in runs.values())
-print(f"{'runtime':<11} {'setup':<9} {'accepted/s':>10} {'p50':>7} {'p90':>7} {'p99':>7} {'unexpected':>10} {'sock err':>8}  rounds (accepted/s)")
+print(f"{'runtime':<11} {'setup':<9} {'accepted/s':>10} {'p50':>7} {'p90':>7} {'p99':>7} {'unexpected':>10} {'sock err':>8} {'cpu busy':>8} {'inst cores':>10} {'switches/s':>10}  rounds (accepted/s)")
 for (runtime, setup), runs in rows.items():
     each = " ".join(f"{runs[k][1]:.0f}" for k in sorted(runs))
     unexpected = sum(int(r[6]) for r in runs.values())
     sock = sum(int(r[8]) for r in runs.values())
-    print(f"{runtime:<11} {setup:<9} {med(runs, 1):>10.0f} {med(runs, 2):>7.2f} {med(runs, 4):>7.2f} {med(runs, 5):>7.2f} {unexpected:>10} {sock:>8}  {each}")
+    c = cpu.get((runtime, setup), {})
+    load = f"{med(c, 0):>8.0%} {med(c, 1):>10.2f} {med(c, 2):>10.0f}" if c else f"{'':>30}"
+    print(f"{runtime:<11} {setup:<9} {med(runs, 1):>10.0f} {med(runs, 2):>7.2f} {med(runs, 4):>7.2f} {med(runs, 5):>7.2f} {unexpected:>10} {sock:>8} {load}  {each}")
+print("cpu busy: both cores; inst cores: the instances' CPU (their processes and children), in cores; switches/s: their context switches")
 for runtime in dict.fromkeys(k[0] for k in rows):
     def ratio(a, b, target):
         ra, rb = rows.get((runtime, a)), rows.get((runtime, b))
