@@ -2,14 +2,14 @@
 //!
 //! Reads, and decodes only the fields it needs from:
 //! - `t/<tenant>/r/app-by-name/<name>` → `{"appId": …}`;
-//! - `t/<tenant>/r/app/<app id>` (only its existence: a name whose application is being
-//!   deleted has no catalog);
+//! - `t/<tenant>/r/app/<app id>` (only whether it exists: a name whose application is being
+//!   deleted has no catalog), read together with the index below;
 //! - `t/<tenant>/i/app-apis/<app id>` → the ids of its event APIs;
 //! - `t/<tenant>/r/api/<api id>` → `{"id": …, "catalog": [{name, version, payload_schema}]}`.
 
-use eventplane_core::keys::{self, APPLICATION_EVENT_APIS, APPLICATIONS_BY_NAME};
 use std::collections::BTreeSet;
 
+use eventplane_core::keys::{self, APPLICATION_EVENT_APIS, APPLICATIONS_BY_NAME};
 use eventplane_core::{
     ApiId, AppId, Error, Key, KvStore, KvStoreExt, MAX_INDEX_PAGE, TenantId, decode_json,
 };

@@ -129,13 +129,16 @@ pub async fn authenticate_token(
     Ok((publisher, tenant))
 }
 
+/// The longest tenant or application name [`publish_keys`] takes from an unverified token.
+const MAX_GUESSED_NAME: usize = 256;
+
 /// The keys an authenticated publish with `token` will read before it stores anything, so
 /// that they can be fetched ahead in one round trip ([`eventplane_core::ReadAhead`]): those
 /// [`authenticate_token`] reads (our signing key or the external issuer's cached key set, and
 /// the verified-token cache), the name of the application it publishes for (`application`, else
 /// the one the token names; with our tokens, its record and event-API index too), and the
-/// tenant's subscriptions (the hand-off's read). Tenant and
-/// application are read from the token unverified: a wrong guess only costs a read of its own.
+/// tenant's subscriptions (the hand-off's read). Tenant and application are read from the
+/// token unverified: a wrong guess only costs a read of its own.
 pub fn publish_keys(
     config: &Config,
     token: &str,
@@ -161,12 +164,14 @@ pub fn publish_keys(
         }
     };
     let tenant = unverified_claim(token, TENANT_CLAIM)
+        .filter(|tenant| tenant.len() <= MAX_GUESSED_NAME)
         .or_else(|| tenant_hint.map(|t| t.trim().to_owned()))
         .unwrap_or_else(|| config.default_tenant.clone());
     let Ok(tenant) = TenantId::new(&tenant) else {
         return keys;
     };
-    let named = unverified_claim(token, app_claim);
+    // An unverified claim may be anything: only a plausible name is worth a read.
+    let named = unverified_claim(token, app_claim).filter(|name| name.len() <= MAX_GUESSED_NAME);
     if let Some(application) = application.map(str::to_owned).or_else(|| named.clone()) {
         keys.push(eventplane_eventstore::application_name_key(
             &tenant,
