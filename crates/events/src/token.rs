@@ -687,11 +687,10 @@ pub fn unverified_issuer(token: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_owned)
 }
 
-/// The string claim `name` of `token`, unverified: only a guess (of the keys a request will
-/// read, to fetch them ahead), never a decision.
-pub fn unverified_claim(token: &str, name: &str) -> Option<String> {
-    let (_, claims) = split(token).ok()?;
-    claims.get(name)?.as_str().map(str::to_owned)
+/// The claims of `token`, unverified (`None` if it is not a well-formed JWT): only for
+/// guesses (which keys a request will read, to fetch them ahead), never for a decision.
+pub fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
+    split(token).ok().map(|(_, claims)| claims)
 }
 
 /// A verification remembered, so that the next request with the same token needs no signature

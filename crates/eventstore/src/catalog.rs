@@ -111,6 +111,7 @@ pub fn load_catalog(
         })
         .collect::<Result<Vec<_>, Error>>()?;
     let mut entries = Vec::new();
+    // In batches no larger than an index page, so one read stays bounded.
     for chunk in api_keys.chunks(MAX_INDEX_PAGE) {
         for (key, api) in chunk.iter().zip(store.get_many(chunk)?) {
             // An API deleted since the index was read has no record: it is simply gone.

@@ -18,7 +18,7 @@ use eventplane_core::{AppId, Error, Key, KvStore, KvStoreExt, StoreError, Tenant
 use eventplane_events::signing;
 use eventplane_events::token::{
     APP_CLAIM, APP_ID_CLAIM, AuthError, Jwks, Publisher, TENANT_CLAIM, TrustedIssuer,
-    VerifiedToken, Verifier, bearer_token, unverified_claim, unverified_issuer,
+    VerifiedToken, Verifier, bearer_token, unverified_claims, unverified_issuer,
 };
 use eventplane_spin::client;
 use eventplane_spin::timer::timeout;
@@ -94,12 +94,7 @@ pub async fn authenticate_token(
     tenant_hint: Option<&str>,
 ) -> Result<(Publisher, TenantId), AuthFailure> {
     let now = unix_now();
-    let issuer = unverified_issuer(token);
-    let external = config
-        .oidc
-        .as_ref()
-        .filter(|oidc| issuer.as_deref() == Some(oidc.issuer.as_str()));
-    let publisher = match external {
+    let publisher = match external_issuer(config, unverified_issuer(token).as_deref()) {
         None => {
             let keys = signing::public_keys(store, &config.token_signing_key, &sleep)?;
             match recall(store, PUBLISHING, token, &keys, now)? {
@@ -119,14 +114,27 @@ pub async fn authenticate_token(
         }
         Some(oidc) => verify_external(store, oidc, token, now, PUBLISHING).await?,
     };
-    let tenant = publisher
-        .tenant
-        .clone()
-        .or_else(|| tenant_hint.map(|t| t.trim().to_owned()))
-        .unwrap_or_else(|| config.default_tenant.clone());
+    let tenant = tenant_name(config, publisher.tenant.clone(), tenant_hint);
     let tenant = TenantId::new(&tenant)
         .map_err(|e| AuthError::InvalidToken(format!("the tenant `{tenant}` is invalid: {e}")))?;
     Ok((publisher, tenant))
+}
+
+/// The configured external issuer, if `issuer` (a token's `iss`) is it; else the token is to
+/// be one of ours.
+fn external_issuer<'c>(config: &'c Config, issuer: Option<&str>) -> Option<&'c Oidc> {
+    config
+        .oidc
+        .as_ref()
+        .filter(|oidc| issuer == Some(oidc.issuer.as_str()))
+}
+
+/// The tenant a token publishes to: its `tenant` claim, else the hint (the `Tenant` header),
+/// else the default tenant.
+fn tenant_name(config: &Config, claim: Option<String>, hint: Option<&str>) -> String {
+    claim
+        .or_else(|| hint.map(|t| t.trim().to_owned()))
+        .unwrap_or_else(|| config.default_tenant.clone())
 }
 
 /// The longest tenant or application name [`publish_keys`] takes from an unverified token.
@@ -145,13 +153,17 @@ pub fn publish_keys(
     tenant_hint: Option<&str>,
     application: Option<&str>,
 ) -> Vec<Key> {
-    let issuer = unverified_issuer(token);
-    let external = config
-        .oidc
-        .as_ref()
-        .filter(|oidc| issuer.as_deref() == Some(oidc.issuer.as_str()));
+    let claims = unverified_claims(token).unwrap_or_default();
+    // An unverified claim may be anything: only a plausible name is worth a read.
+    let claim = |name: &str| {
+        claims
+            .get(name)
+            .and_then(|value| value.as_str())
+            .filter(|value| value.len() <= MAX_GUESSED_NAME)
+            .map(str::to_owned)
+    };
     let mut keys = vec![verified_key(PUBLISHING, token)];
-    let app_claim = match external {
+    let app_claim = match external_issuer(config, claim("iss").as_deref()) {
         None => {
             if config.token_signing_key.trim().is_empty() {
                 keys.push(signing::stored_key_record());
@@ -163,22 +175,17 @@ pub fn publish_keys(
             oidc.app_claim.as_str()
         }
     };
-    let tenant = unverified_claim(token, TENANT_CLAIM)
-        .filter(|tenant| tenant.len() <= MAX_GUESSED_NAME)
-        .or_else(|| tenant_hint.map(|t| t.trim().to_owned()))
-        .unwrap_or_else(|| config.default_tenant.clone());
-    let Ok(tenant) = TenantId::new(&tenant) else {
+    let Ok(tenant) = TenantId::new(tenant_name(config, claim(TENANT_CLAIM), tenant_hint)) else {
         return keys;
     };
-    // An unverified claim may be anything: only a plausible name is worth a read.
-    let named = unverified_claim(token, app_claim).filter(|name| name.len() <= MAX_GUESSED_NAME);
+    let named = claim(app_claim);
     if let Some(application) = application.map(str::to_owned).or_else(|| named.clone()) {
         keys.push(eventplane_eventstore::application_name_key(
             &tenant,
             &application,
         ));
         // Our tokens also name the application's id: its record and event APIs come along.
-        let app_id = unverified_claim(token, APP_ID_CLAIM)
+        let app_id = claim(APP_ID_CLAIM)
             .filter(|_| named.as_deref() == Some(application.as_str()))
             .and_then(|id| id.parse::<AppId>().ok());
         if let Some(app_id) = app_id {
