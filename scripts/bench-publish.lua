@@ -11,28 +11,39 @@ local function slurp(name)
   return io.open(work .. "/" .. name, "rb"):read("*a")
 end
 local head, tail = slurp("head"), slurp("tail")
+local function bearer(name)
+  return "Bearer " .. slurp(name):gsub("%s+$", "")
+end
 local headers = {
   ["content-type"] = "application/cloudevents+json",
-  ["authorization"] = "Bearer " .. slurp("token"):gsub("%s+$", ""),
+  ["authorization"] = bearer("token"),
 }
 local targets = {}
 for target in (os.getenv("BENCH_TARGETS") or ""):gmatch("%S+") do
   local host, port = target:match("^(.*):(%d+)$")
   table.insert(targets, wrk.lookup(host, port)[1])
 end
+-- With BENCH_TOKEN_PER_TARGET set, the instances share no store, so each has its own
+-- application and token: target N's is in `token-N`.
+local token_per_target = (os.getenv("BENCH_TOKEN_PER_TARGET") or "") ~= ""
 local threads = {}
 local next_thread = 1
 
 function setup(thread)
   thread:set("tid", next_thread)
   if #targets > 0 then
-    thread.addr = targets[(next_thread - 1) % #targets + 1]
+    local target = (next_thread - 1) % #targets + 1
+    thread.addr = targets[target]
+    thread:set("target", target)
   end
   next_thread = next_thread + 1
   table.insert(threads, thread)
 end
 
 function init(args)
+  if token_per_target and target then
+    headers["authorization"] = bearer("token-" .. target)
+  end
   run = args[1]
   label = args[2]
   expected = tonumber(args[3])

@@ -3,6 +3,11 @@
 #   sqlite    one instance on its default SQLite store (the state directory)
 #   redis     one instance with the store `default` on Redis (a runtime config file)
 #   redis-x2  two instances on the same Redis; wrk's threads connect to them in turn
+#   redis-x2-apart
+#             two instances on the same Redis server, each in a database of its own (each with
+#             its own application and token): the same server and load, but no key shared, so
+#             no contention. redis-x2 / redis-x2-apart is what sharing the data costs.
+#   sqlite-x2 (only when named in SETUPS) two instances, each on a SQLite store of its own
 # The gateway (the repository's spin.toml, release components) gets 1 KiB structured
 # CloudEvents, each with a unique id, at concurrency 16 (CONCURRENCY), for DURATION (15s). Redis
 # is started here (Debian's redis-server; scripts/servers.sh installs it) on its own port and
@@ -13,8 +18,10 @@
 # runs every runtime and setup once), and the summary gives medians.
 #
 # Prints wrk's output, then per runtime and setup: the median over the rounds of accepted
-# events/s and of p50/p90/p99, each round's events/s, and the two ratios the scale-out targets
-# are about (redis / sqlite >= 70 %, redis-x2 / redis >= 100 %), of the medians and per round.
+# events/s and of p50/p90/p99, each round's events/s, and the ratios, of the medians and per
+# round: the two the scale-out targets are about (redis / sqlite >= 70 %, redis-x2 / redis
+# >= 100 %), and the controls (redis-x2 / redis-x2-apart: sharing the data against sharing
+# nothing; redis-x2-apart / redis: a second instance that shares nothing).
 #
 #   ./scripts/bench-stores.sh
 #   RUNTIMES=spin ./scripts/bench-stores.sh     # default: "spin eventplane"
@@ -27,7 +34,7 @@ case "$duration" in *[!0-9]*s | s | *[!s]) echo "DURATION must be in seconds, e.
 base_port=${PORT:-3960}
 concurrency=${CONCURRENCY:-16}
 runtimes=${RUNTIMES:-spin eventplane}
-setups=${SETUPS:-sqlite redis redis-x2}
+setups=${SETUPS:-sqlite redis redis-x2 redis-x2-apart}
 rounds=${ROUNDS:-3}
 fsync=${REDIS_FSYNC:-always}
 cpus=$(nproc 2>/dev/null || echo 2)
@@ -53,6 +60,11 @@ redis_pid=$!
 for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 printf '[key_value_store.default]\ntype = "redis"\nurl = "redis://127.0.0.1:%s"\n' "$redis_port" \
   >"$work/redis.toml"
+# For redis-x2-apart: the same server, a database (keyspace) of each instance's own.
+for db in 1 2; do
+  printf '[key_value_store.default]\ntype = "redis"\nurl = "redis://127.0.0.1:%s/%s"\n' "$redis_port" "$db" \
+    >"$work/redis-db$db.toml"
+done
 echo "==> redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on port $redis_port, appendfsync $fsync"
 
 # The machine's CPU time so far, in clock ticks: "busy idle".
@@ -93,22 +105,35 @@ done
 for round in $(seq 1 "$rounds"); do
   for runtime in $available; do
     for setup in $setups; do
+      # The runtime config of each instance (empty: its own SQLite store), and whether the
+      # instances share their store.
       case "$setup" in
-        sqlite) instances=1; RUNTIME_CONFIG= ;;
-        redis) instances=1; RUNTIME_CONFIG=$work/redis.toml ;;
-        redis-x2) instances=2; RUNTIME_CONFIG=$work/redis.toml ;;
-        *) echo "unknown setup $setup: use sqlite, redis or redis-x2"; exit 1 ;;
+        sqlite) configs=(""); apart= ;;
+        redis) configs=("$work/redis.toml"); apart= ;;
+        redis-x2) configs=("$work/redis.toml" "$work/redis.toml"); apart= ;;
+        redis-x2-apart) configs=("$work/redis-db1.toml" "$work/redis-db2.toml"); apart=1 ;;
+        sqlite-x2) configs=("" ""); apart=1 ;;
+        *) echo "unknown setup $setup: use sqlite, redis, redis-x2, redis-x2-apart or sqlite-x2"; exit 1 ;;
       esac
       redis-cli -p "$redis_port" flushall >/dev/null
       targets=()
-      for i in $(seq 1 "$instances"); do
-        RUNTIME_CONFIG=$RUNTIME_CONFIG start "$runtime" spin.toml "$port" "$work/$runtime-$setup-$round-$i" \
+      for i in "${!configs[@]}"; do
+        RUNTIME_CONFIG=${configs[$i]} start "$runtime" spin.toml "$port" "$work/$runtime-$setup-$round-$i" \
           "$work/$runtime-$setup-$round-$i.log" SPIN_VARIABLE_ADMIN_TOKEN=$admin SPIN_VARIABLE_TOKEN_TTL_SECONDS=3600
         targets+=("127.0.0.1:$port")
         port=$((port + 1))
       done
-      echo "==> $runtime $setup: registering application bench-shop on ${targets[0]}"
-      python3 scripts/bench-register.py "${targets[0]#*:}" "$admin" "$work"
+      if [ -n "$apart" ]; then # nothing shared: the application is registered on every instance
+        for i in "${!targets[@]}"; do
+          echo "==> $runtime $setup: registering application bench-shop on ${targets[$i]}"
+          python3 scripts/bench-register.py "${targets[$i]#*:}" "$admin" "$work"
+          cp "$work/token" "$work/token-$((i + 1))"
+        done
+      else
+        echo "==> $runtime $setup: registering application bench-shop on ${targets[0]}"
+        python3 scripts/bench-register.py "${targets[0]#*:}" "$admin" "$work"
+      fi
+      export BENCH_TOKEN_PER_TARGET=$apart
       url="http://${targets[0]}/events/publish"
       t=$((concurrency < threads ? concurrency : threads))
       BENCH_TARGETS="${targets[*]}" wrk -t"$t" -c"$concurrency" -d2s -s scripts/bench-publish.lua "$url" \
@@ -150,24 +175,29 @@ for line in open(sys.argv[1]):
     rows.setdefault((runtime, setup), {})[int(rnd)] = [float(x) for x in f[3:12]]
 def med(runs, i):
     return median(r[i] for r in runs.values())
-print(f"{'runtime':<11} {'setup':<9} {'accepted/s':>10} {'p50':>7} {'p90':>7} {'p99':>7} {'unexpected':>10} {'sock err':>8} {'cpu busy':>8} {'inst cores':>10} {'switches/s':>10}  rounds (accepted/s)")
+print(f"{'runtime':<11} {'setup':<14} {'accepted/s':>10} {'p50':>7} {'p90':>7} {'p99':>7} {'unexpected':>10} {'sock err':>8} {'cpu busy':>8} {'inst cores':>10} {'switches/s':>10}  rounds (accepted/s)")
 for (runtime, setup), runs in rows.items():
     each = " ".join(f"{runs[k][1]:.0f}" for k in sorted(runs))
     unexpected = sum(int(r[6]) for r in runs.values())
     sock = sum(int(r[8]) for r in runs.values())
     c = cpu.get((runtime, setup), {})
     load = f"{med(c, 0):>8.0%} {med(c, 1):>10.2f} {med(c, 2):>10.0f}" if c else f"{'':>30}"
-    print(f"{runtime:<11} {setup:<9} {med(runs, 1):>10.0f} {med(runs, 2):>7.2f} {med(runs, 4):>7.2f} {med(runs, 5):>7.2f} {unexpected:>10} {sock:>8} {load}  {each}")
+    print(f"{runtime:<11} {setup:<14} {med(runs, 1):>10.0f} {med(runs, 2):>7.2f} {med(runs, 4):>7.2f} {med(runs, 5):>7.2f} {unexpected:>10} {sock:>8} {load}  {each}")
 print("cpu busy: both cores; inst cores: the instances' CPU (their processes and children), in cores; switches/s: their context switches")
 for runtime in dict.fromkeys(k[0] for k in rows):
-    def ratio(a, b, target):
+    def ratio(a, b, what):
         ra, rb = rows.get((runtime, a)), rows.get((runtime, b))
         if not ra or not rb:
             return None
         per_round = [ra[k][1] / rb[k][1] for k in sorted(ra) if k in rb and rb[k][1]]
-        return (f"{a} / {b} {med(ra, 1) / med(rb, 1):.0%} (target >= {target}; per round "
+        return (f"{a} / {b} {med(ra, 1) / med(rb, 1):.0%} ({what}; per round "
                 + " ".join(f"{x:.0%}" for x in per_round) + ")")
-    parts = [p for p in (ratio("redis", "sqlite", "70%"), ratio("redis-x2", "redis", "100%")) if p]
+    parts = [p for p in (
+        ratio("redis", "sqlite", "target >= 70%"),
+        ratio("redis-x2", "redis", "target >= 100%"),
+        ratio("redis-x2", "redis-x2-apart", "sharing the data against sharing nothing: >= 100% when contention costs nothing"),
+        ratio("redis-x2-apart", "redis", "a second instance that shares nothing"),
+        ratio("sqlite-x2", "sqlite", "a second instance that shares nothing, on SQLite")) if p]
     if parts:
-        print(f"{runtime}: " + "; ".join(parts))
+        print(f"{runtime}:\n  " + "\n  ".join(parts))
 PY
