@@ -99,6 +99,10 @@ impl<S: KvStore> ReadAhead<S> {
 }
 
 impl<S: KvStore> KvStore for ReadAhead<S> {
+    fn will_read(&self, keys: &[Key]) {
+        self.want(keys.iter().cloned());
+    }
+
     fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(value) = self.take(key) {
             return Ok(value);
@@ -260,6 +264,23 @@ mod tests {
         assert_eq!(ahead.get(&key("b"))?, None);
         assert!(ahead.exists(&key("c"))?);
         assert_eq!(store.calls(), 1, "b and c were fetched with a");
+        Ok(())
+    }
+
+    #[test]
+    fn code_that_only_knows_a_kv_store_can_name_its_next_reads() -> Result<(), StoreError> {
+        let ahead = ReadAhead::new(Counting::new());
+        ahead.inner().inner.set(&key("b"), b"2")?;
+        let store: &dyn KvStore = &ahead;
+        store.will_read(&[key("b"), key("c")]);
+        assert_eq!(store.get(&key("a"))?, None);
+        assert_eq!(store.get(&key("b"))?, Some(b"2".to_vec()));
+        assert_eq!(store.get(&key("c"))?, None);
+        assert_eq!(ahead.inner().calls(), 1, "b and c were fetched with a");
+        // A store that does not read ahead ignores the hint.
+        let plain = MemoryStore::new();
+        plain.will_read(&[key("b")]);
+        assert_eq!(plain.get(&key("b"))?, None);
         Ok(())
     }
 

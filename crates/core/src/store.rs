@@ -74,6 +74,15 @@ pub trait KvStore {
         keys.iter().map(|key| self.get(key)).collect()
     }
 
+    /// A hint that `keys` are about to be read: a store that reads in batches
+    /// ([`ReadAhead`](crate::ReadAhead)) fetches them with its next read that goes to the
+    /// backend, so that code which can name its next reads early (a delivery names the event,
+    /// the subscriptions and their delivery states) saves round trips without knowing what it
+    /// runs on. Other stores ignore it, which is the default.
+    fn will_read(&self, keys: &[Key]) {
+        let _ = keys;
+    }
+
     /// Sets several keys in one call (one round trip where the backend offers a batch).
     /// Backends may apply them all at once or one by one in the order given; callers must not
     /// rely on either: a failure part-way may leave the first ones written.
