@@ -174,18 +174,11 @@ impl atomics::HostCas for HostState {
         &mut self,
         cas: Resource<CasHandle>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        let (label, key) = {
-            let c = self.table.get(&cas)?;
-            (c.label.clone(), c.key.clone())
-        };
-        // Re-read, as Spin does: the swap is then conditional on what the guest last saw.
-        match self.kv.get(&label, &key).await {
-            Ok(value) => {
-                self.table.get_mut(&cas)?.observed.clone_from(&value);
-                Ok(Ok(value))
-            }
-            Err(e) => Ok(Err(other(e))),
-        }
+        // What `new` read: the swap is conditional on exactly that value, so the guest decides
+        // on what the swap will compare against, and a change since then fails the swap. (Spin
+        // reads here instead, since its `new` reads nothing; reading twice would cost every
+        // compare-and-swap one more round trip on Redis.)
+        Ok(Ok(self.table.get(&cas)?.observed.clone()))
     }
 
     async fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
