@@ -188,14 +188,26 @@ pub fn advance(
     kind: Kind,
     now: DueBucket,
 ) -> Result<(), Error> {
+    advance_and_see(store, tenant, kind, now).map(|_| ())
+}
+
+/// [`advance`], returning the cursor where it was last read and left unchanged by this call
+/// (`Some(None)`: there is no cursor), or `None` when the call cannot know it without reading
+/// again (it moved the cursor back).
+fn advance_and_see(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    kind: Kind,
+    now: DueBucket,
+) -> Result<Option<Option<DueBucket>>, Error> {
     let key = keys::due_cursor(tenant, kind);
     for _ in 0..MAX_BUCKETS_PER_CALL {
         let Some(current) = store.get(&key)? else {
-            return Ok(());
+            return Ok(Some(None));
         };
         let bucket: DueBucket = decode(&key, &current)?;
         if bucket >= now || !bucket_is_empty(store, tenant, kind, bucket)? {
-            return Ok(());
+            return Ok(Some(Some(bucket)));
         }
         let next = encode(&key, &bucket.next())?;
         if !store.compare_and_swap(&key, Some(&current), &next)? {
@@ -205,10 +217,11 @@ pub fn advance(
         // A writer may have added to the bucket after we looked and before we moved the
         // cursor, and read the cursor before we moved it: then only we can see its member.
         if !bucket_is_empty(store, tenant, kind, bucket)? {
-            return ensure_cursor_at_most(store, tenant, kind, bucket);
+            ensure_cursor_at_most(store, tenant, kind, bucket)?;
+            return Ok(None);
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn bucket_is_empty(
@@ -232,8 +245,14 @@ pub fn scan(
     limit: usize,
 ) -> Result<Vec<DueItem>, Error> {
     let limit = limit.clamp(1, MAX_INDEX_PAGE);
-    advance(store, tenant, kind, now)?;
-    let Some(start) = cursor(store, tenant, kind)? else {
+    // The cursor as `advance` saw it, without reading it again where it can. A writer that
+    // lowers it meanwhile has its item found by the next scan, as when it lowers it just
+    // after a read.
+    let start = match advance_and_see(store, tenant, kind, now)? {
+        Some(seen) => seen,
+        None => cursor(store, tenant, kind)?,
+    };
+    let Some(start) = start else {
         return Ok(Vec::new());
     };
     let mut items = Vec::new();
