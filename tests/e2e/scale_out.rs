@@ -597,3 +597,97 @@ async fn a_publish_costs_redis_few_round_trips(runtime: &Runtime) -> anyhow::Res
     assert_eq!(sent, expected, "commands sent for {PUBLISHES} publishes");
     Ok(())
 }
+
+on_both_runtimes!(a_delivery_costs_redis_few_round_trips: a_delivery_costs_redis_few_round_trips_on_eventplane, a_delivery_costs_redis_few_round_trips_on_spin);
+
+/// What one published event costs Redis when its one subscriber gets it by the hand-off,
+/// counted by the server itself (a command a Lua script makes counts too). On top of the
+/// publish's own commands (`a_publish_costs_redis_few_round_trips`), the gateway reads the
+/// subscription's record (does it receive the event?), and the dispatcher's hand-off, reading
+/// ahead:
+///
+/// - on `eventplane up`: the event and the subscriptions index in one `MGET`, the
+///   subscription's record and the delivery's state in a second; the creator's election
+///   (`INCRBY`) and the leased state (`SET`); the finishing compare-and-swap, a `GET` and one
+///   `EVALSHA` (whose script makes a `GET` and a `SET`); the retry queue's cursor (`GET`):
+///   7 round trips. In all, per event: 2 + 2 `MGET`, 3 `INCRBY`, 1 `MSET`, 2 + 1 + 2 `GET`,
+///   1 + 1 `SET`, 1 `EVALSHA`.
+/// - on Spin 4.0.2: the store's open (`PING`), a refused `get-many` (`KEYS`, Known issues) and
+///   then a `GET` per key (4), the same `INCRBY` and `SET`, the swap (`WATCH` and `GET` twice,
+///   `MULTI`/`SET`/`EXEC`, a refused `UNWATCH`) and eventplane's read-back (`GET`: did the
+///   swap land?), and the cursor (`GET`): 16 round trips. With the publish's 14 and the
+///   gateway's `GET`: 18 `GET`s, 2 `PING`s, 2 `KEYS` per event.
+async fn a_delivery_costs_redis_few_round_trips(runtime: &Runtime) -> anyhow::Result<()> {
+    let Some(redis) = RedisServer::start()? else {
+        return Ok(());
+    };
+    let config = tempfile::tempdir()?;
+    redis.runtime_config(config.path())?;
+    let state = tempfile::tempdir()?;
+    let app = instance(runtime, config.path(), state.path(), &env(&[])).await?;
+    let http = reqwest::Client::new();
+    let (subscriber, arrivals) = counting_subscriber().await?;
+    let token = register_shop(&http, &app as &dyn Served, &subscriber.url("/in")).await?;
+    let delivered = |n: usize| {
+        let arrivals = arrivals.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while arrivals.lock().expect("lock").len() < n {
+                anyhow::ensure!(Instant::now() < deadline, "only {:?} delivered", arrivals);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(())
+        }
+    };
+    let (status, body) = publish(&http, &app, &token, "first").await?;
+    anyhow::ensure!(status == 202, "{status} {body}");
+    delivered(1).await?;
+    const EVENTS: u64 = 10;
+    let before = redis.command_calls()?;
+    for n in 0..EVENTS {
+        let (status, body) = publish(&http, &app, &token, &format!("counted-{n}")).await?;
+        anyhow::ensure!(status == 202, "{status} {body}");
+        // One at a time, so that each hand-off delivers its own event.
+        delivered(2 + n as usize).await?;
+    }
+    let after = redis.command_calls()?;
+    app.stop().await?;
+    let sent: std::collections::BTreeMap<&str, u64> = after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .map(|(name, n)| (name.as_str(), n - before.get(name).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let expected: &[(&str, u64)] = match runtime {
+        Runtime::Eventplane => &[
+            ("evalsha", 1),
+            ("get", 5),
+            ("incrby", 3),
+            ("mget", 4),
+            ("mset", 1),
+            ("set", 2),
+        ],
+        Runtime::Spin(_) => &[
+            ("exec", 1),
+            ("get", 18),
+            ("incrby", 3),
+            ("keys", 2),
+            ("mset", 1),
+            ("multi", 1),
+            ("ping", 2),
+            ("set", 2),
+            ("unwatch", 1),
+            ("watch", 2),
+        ],
+    };
+    let expected: std::collections::BTreeMap<&str, u64> = expected
+        .iter()
+        .map(|(name, n)| (*name, n * EVENTS))
+        .collect();
+    assert_eq!(
+        sent, expected,
+        "commands sent for {EVENTS} published and delivered events"
+    );
+    drop(subscriber);
+    Ok(())
+}

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use eventplane_core::{Error, EventId, TenantId};
+use eventplane_core::{Error, EventId, KvStore, ReadAhead, TenantId};
 use eventplane_dispatch::SinkAuth;
 use eventplane_dispatch::engine::{self, Counts, Env, Response, Transport};
 use eventplane_dispatch::outgoing::Outgoing;
@@ -98,8 +98,10 @@ fn retention_ms(hours: f64) -> Result<u64, Error> {
     Ok(ms)
 }
 
-/// Runs `work` with the dispatcher's environment for `tenant`.
+/// Runs `work` with the dispatcher's environment for `tenant`, on `kv` (`store`, or a view of
+/// it that reads ahead); OAuth 2.0 sink tokens are cached in `store`.
 fn with_env<T>(
+    kv: &dyn KvStore,
     store: &SpinStore,
     tenant: &TenantId,
     work: impl FnOnce(&Env<'_>) -> Result<T, Error>,
@@ -108,7 +110,7 @@ fn with_env<T>(
     let retention_ms = retention_ms(number_variable::<f64>("event_retention_hours")?)?;
     let transport = SpinTransport { store, tenant };
     let env = Env {
-        store,
+        store: kv,
         tenant,
         transport: &transport,
         now_ms: &now_ms,
@@ -121,19 +123,23 @@ fn with_env<T>(
 
 /// Runs the dispatcher's work for `tenant` for at most `budget_ms`.
 pub fn tick(store: &SpinStore, tenant: &TenantId, budget_ms: u64) -> Result<Counts, Error> {
-    with_env(store, tenant, |env| {
+    with_env(store, store, tenant, |env| {
         engine::tick(env, budget_ms.min(MAX_TICK_BUDGET_MS))
     })
 }
 
 /// The gateway's hand-off of a just-accepted event (`None`: of a publish whose events no
 /// subscription receives): the event's first attempts now, then a few other due attempts.
+///
+/// Reads ahead ([`ReadAhead`]): the event's delivery names the keys it reads next, so that on
+/// Redis they come in two round trips rather than one each.
 pub fn hand_off(
-    store: &SpinStore,
+    store: SpinStore,
     tenant: &TenantId,
     event: Option<&EventId>,
 ) -> Result<Counts, Error> {
-    with_env(store, tenant, |env| {
+    let ahead = ReadAhead::new(store);
+    with_env(&ahead, ahead.inner(), tenant, |env| {
         let deadline = now_ms().saturating_add(HANDOFF_DRAIN_BUDGET_MS);
         engine::deliver_event(env, event, HANDOFF_DRAIN, deadline)
     })

@@ -203,7 +203,7 @@ async fn run_hand_off(
         ),
     };
     let store = SpinStore::open_default()?;
-    deliver::hand_off(&store, &tenant, event.as_ref())
+    deliver::hand_off(store, &tenant, event.as_ref())
 }
 
 /// Authenticates, scopes to the tenant, reads the body and runs `operation`.

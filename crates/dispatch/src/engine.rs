@@ -11,7 +11,7 @@
 //!   or dead-letter (posting to the dead-letter sink, pausing the subscription on `410`).
 //! - [`tick`] does both within a time budget.
 
-use eventplane_core::keys::DueBucket;
+use eventplane_core::keys::{self, DueBucket};
 use eventplane_core::{Error, EventId, KvStore, SubscriptionId, TenantId};
 use eventplane_eventstore::due::{self, DueItem};
 use eventplane_eventstore::{Patience, StoredEvent, advance, get_event, pending};
@@ -20,14 +20,14 @@ use serde_json::json;
 
 use crate::delivery::{self, Claim, Finished};
 use crate::filter::FilterSubject;
-use crate::keys::{RETRIES, due_member, parse_due_member};
+use crate::keys::{RETRIES, delivery as delivery_key, due_member, parse_due_member};
 use crate::model::{SinkAuth, Subscription};
 use crate::outgoing::{Outgoing, build};
 use crate::policy::{AttemptResult, Decision, classify, decide};
 use crate::records::{
     Attempt, AttemptOutcome, CloudEventRef, DeadLetter, Trigger, response_excerpt,
 };
-use crate::store::{self, active_for, add_dead_letter};
+use crate::store::{self, active_for_reading_ahead, add_dead_letter};
 use crate::time::Timestamp;
 
 /// What a [`Transport`] got back.
@@ -183,12 +183,23 @@ pub fn deliver_event(
 ) -> Result<Counts, Error> {
     let mut counts = Counts::default();
     if let Some(event_id) = event_id {
+        // The event and the subscriptions in one round trip on a store that reads ahead; the
+        // subscriptions' records with their delivery states in a second.
+        env.store.will_read(&[
+            keys::record_for(env.tenant, event_id),
+            crate::keys::subscriptions(env.tenant),
+        ]);
         let Some(event) = get_event(env.store, env.tenant, event_id)? else {
             return Err(Error::not_found(format!(
                 "the event {event_id} is not stored"
             )));
         };
-        let subscriptions = active_for(env.store, env.tenant, &FilterSubject::from_event(&event))?;
+        let subscriptions = active_for_reading_ahead(
+            env.store,
+            env.tenant,
+            &FilterSubject::from_event(&event),
+            &|subscription| Some(delivery_key(env.tenant, subscription, &event.id)),
+        )?;
         for subscription in &subscriptions {
             counts.deliveries += 1;
             let holder = format!("{:016x}", (env.random)());

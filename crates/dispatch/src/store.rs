@@ -12,7 +12,7 @@ use eventplane_core::index::{
     add_to_existing, add_to_tenant_index, create_index, remove_from_existing,
 };
 use eventplane_core::{
-    Error, EventId, KvStore, KvStoreExt, MAX_INDEX_PAGE, SubscriptionId, TenantId,
+    Error, EventId, Key, KvStore, KvStoreExt, MAX_INDEX_PAGE, SubscriptionId, TenantId,
 };
 use serde_json::{Value, json};
 
@@ -432,11 +432,33 @@ fn set_status(
 
 /// Every active (not paused) subscription of `tenant`, oldest first.
 pub fn active(store: &dyn KvStore, tenant: &TenantId) -> Result<Vec<Subscription>, Error> {
+    active_reading_ahead(store, tenant, &|_| None)
+}
+
+/// [`active`], telling the store ([`KvStore::will_read`]) about each page's subscription
+/// records, and the key `also` names for each subscription, before reading any of them: a
+/// store that reads ahead fetches them all in one round trip.
+fn active_reading_ahead(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    also: &dyn Fn(&SubscriptionId) -> Option<Key>,
+) -> Result<Vec<Subscription>, Error> {
     let index = keys::subscriptions(tenant);
     let mut found = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let page = store.index_page(&index, after.as_deref(), MAX_INDEX_PAGE)?;
+        let ids: Vec<SubscriptionId> = page
+            .members
+            .iter()
+            .filter_map(|member| member.parse().ok())
+            .collect();
+        let mut next_reads: Vec<Key> = ids
+            .iter()
+            .map(|id| keys::subscription(tenant, id))
+            .collect();
+        next_reads.extend(ids.iter().filter_map(also));
+        store.will_read(&next_reads);
         for member in &page.members {
             if let Some(subscription) = load_member(store, tenant, member)?
                 && subscription.is_active()
@@ -458,7 +480,19 @@ pub fn active_for(
     tenant: &TenantId,
     subject: &FilterSubject<'_>,
 ) -> Result<Vec<Subscription>, Error> {
-    let mut matching = active(store, tenant)?;
+    active_for_reading_ahead(store, tenant, subject, &|_| None)
+}
+
+/// [`active_for`], naming to the store, with each subscription's record, the key `also` gives
+/// for it (the one read next: a delivery's state), so that a store that reads ahead fetches
+/// them together ([`KvStore::will_read`]).
+pub fn active_for_reading_ahead(
+    store: &dyn KvStore,
+    tenant: &TenantId,
+    subject: &FilterSubject<'_>,
+    also: &dyn Fn(&SubscriptionId) -> Option<Key>,
+) -> Result<Vec<Subscription>, Error> {
+    let mut matching = active_reading_ahead(store, tenant, also)?;
     matching.retain(|subscription| subscription.filter.matches(subject));
     Ok(matching)
 }
