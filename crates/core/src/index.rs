@@ -88,6 +88,14 @@ pub fn remove_from_existing<S: KvStore + ?Sized>(
     Ok(())
 }
 
+/// The first `limit` members (ascending) of an index whose stored value is `value`; none if it
+/// does not decode. For naming reads ahead from a value fetched ahead.
+pub fn members_in(value: &[u8], limit: usize) -> Vec<String> {
+    serde_json::from_slice::<Members>(value)
+        .map(|members| members.into_iter().take(limit).collect())
+        .unwrap_or_default()
+}
+
 /// All members of `index`, in ascending order (empty if it does not exist), read page by page
 /// ([`MAX_INDEX_PAGE`] at a time).
 pub fn all_members<S: KvStore + ?Sized>(store: &S, index: &Key) -> Result<Vec<String>, Error> {
@@ -218,6 +226,18 @@ mod tests {
         let members: Vec<String> = (0..2500).map(|i| format!("m{i:05}")).collect();
         create_index(&store, &index, members.clone())?;
         assert_eq!(all_members(&store, &index)?, members);
+        Ok(())
+    }
+
+    #[test]
+    fn members_in_reads_a_stored_index_value() -> Result<(), Error> {
+        let store = MemoryStore::new();
+        let index = keys::index(&tenant(), THINGS);
+        create_index(&store, &index, ["c", "a", "b"].map(str::to_owned))?;
+        let value = store.get(&index)?.expect("the index");
+        assert_eq!(members_in(&value, 2), ["a", "b"]);
+        assert_eq!(members_in(&value, 10), ["a", "b", "c"]);
+        assert!(members_in(b"not json", 10).is_empty());
         Ok(())
     }
 

@@ -53,6 +53,13 @@ impl<S: KvStore> ReadAhead<S> {
         }
     }
 
+    /// The value fetched ahead for `key` and not read yet (`Some(None)`: fetched, absent),
+    /// left for the read it was fetched for: for code that names its next reads from a value
+    /// another part of the request reads later.
+    pub fn peek(&self, key: &Key) -> Option<Option<Vec<u8>>> {
+        self.fetched.borrow().get(key).cloned()
+    }
+
     /// The store read through.
     pub fn inner(&self) -> &S {
         &self.inner
@@ -281,6 +288,25 @@ mod tests {
         let plain = MemoryStore::new();
         plain.will_read(&[key("b")]);
         assert_eq!(plain.get(&key("b"))?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn peeking_leaves_the_fetched_value_for_its_read() -> Result<(), StoreError> {
+        let ahead = ReadAhead::new(Counting::new());
+        ahead.inner().inner.set(&key("index"), b"[1]")?;
+        ahead.want([key("index"), key("absent")]);
+        assert_eq!(ahead.peek(&key("index")), None, "nothing fetched yet");
+        ahead.get(&key("a"))?;
+        assert_eq!(ahead.peek(&key("index")), Some(Some(b"[1]".to_vec())));
+        assert_eq!(ahead.peek(&key("absent")), Some(None));
+        assert_eq!(ahead.get(&key("index"))?, Some(b"[1]".to_vec()));
+        assert_eq!(
+            ahead.inner().calls(),
+            1,
+            "the peeked value answered the read"
+        );
+        assert_eq!(ahead.peek(&key("index")), None, "used up");
         Ok(())
     }
 
