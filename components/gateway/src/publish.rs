@@ -139,10 +139,12 @@ async fn context(request: &IncomingRequest, application: Option<&str>) -> Result
     })
 }
 
-/// Storing reads first whether each event's source is known: fetch that with the catalog.
-fn want_source_markers(ctx: &Context, events: &[Event]) {
+/// Storing reads first whether each event's source is known, and the hand-off then the
+/// subscriptions' records: fetch those with the catalog.
+fn want_next_reads(ctx: &Context, events: &[Event]) {
     ctx.store
         .want(eventplane_ingest::source_marker_keys(&ctx.tenant, events));
+    ctx.store.want(HandOff::next_reads(&ctx.store, &ctx.tenant));
 }
 
 /// The application named `name` with its catalog; 404 if there is none.
@@ -218,7 +220,7 @@ async fn publish_cloudevents(
     for event in &events {
         token::authorize_source(&ctx.publisher, &event.source)?;
     }
-    want_source_markers(&ctx, &events);
+    want_next_reads(&ctx, &events);
     let app = application(&ctx, &ctx.publisher.app)?;
     match mode {
         ContentMode::Batch => {
@@ -284,7 +286,7 @@ async fn publish_legacy(
     let body = read_body(request, limit).await?;
     let parsed = legacy::parse(&body).map_err(LegacyFailure::Kyma)?;
     let event = parsed.to_event(application);
-    want_source_markers(&ctx, std::slice::from_ref(&event));
+    want_next_reads(&ctx, std::slice::from_ref(&event));
     let app = self::application(&ctx, application)?;
     app.check(&event, Some(&parsed.event_type_version))?;
     let stored = store(&ctx, &app, event, Some(parsed.event_type_version.clone()))?;

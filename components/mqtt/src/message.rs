@@ -88,6 +88,7 @@ async fn ingest(
         return refused(rejection);
     }
     store.want(source_marker_keys(&tenant, &parsed.events));
+    store.want(HandOff::next_reads(store, &tenant));
     let Some(app) = Application::load(store, &tenant, &publisher.app)? else {
         return refused(Rejection::no_application(&publisher.app));
     };

@@ -90,7 +90,7 @@ pub use records::{Attempt, AttemptOutcome, DeadLetter, Trigger, response_excerpt
 pub use signing::{SigningSecret, sign};
 pub use store::{
     Created, SubscriptionPage, active, active_for, add_dead_letter, attempts, create, delete, get,
-    list, pause, replace, resume,
+    list, pause, replace, resume, subscription_records_in,
 };
 pub use time::Timestamp;
 

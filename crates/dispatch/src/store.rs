@@ -473,6 +473,16 @@ fn active_reading_ahead(
     }
 }
 
+/// The keys of the subscription records that [`active`] reads first, given the value of the
+/// subscriptions index (`keys::subscriptions`) as fetched ahead: its first page of members.
+pub fn subscription_records_in(tenant: &TenantId, index: &[u8]) -> Vec<Key> {
+    eventplane_core::index::members_in(index, MAX_INDEX_PAGE)
+        .iter()
+        .filter_map(|member| member.parse().ok())
+        .map(|id| keys::subscription(tenant, &id))
+        .collect()
+}
+
 /// The active subscriptions of `tenant` whose filter an event with this subject passes, oldest
 /// first.
 pub fn active_for(

@@ -1,7 +1,7 @@
 //! The last step of the path: accepted events with subscribers are handed to the dispatcher at
 //! once (by service chaining, `eventplane_spin::handoff`), after the publisher has its answer.
 
-use eventplane_core::{EventId, KvStore, TenantId};
+use eventplane_core::{EventId, Key, KvStore, ReadAhead, TenantId};
 use eventplane_eventstore::Stored;
 
 /// Events to hand to the dispatcher once the publisher has its answer: the accepted (not
@@ -39,6 +39,21 @@ impl HandOff {
             tenant: tenant.clone(),
             events,
         })
+    }
+
+    /// What [`of`](Self::of) will read after the subscriptions index, named from the index's
+    /// value where `store` has fetched it ahead and not read it yet (the publish wants the
+    /// index with its first reads): the subscriptions' records, so that a store that reads
+    /// ahead fetches them with the publish's next read instead of in a round trip of their
+    /// own. Nothing when the hand-off is off.
+    pub fn next_reads<S: KvStore>(store: &ReadAhead<S>, tenant: &TenantId) -> Vec<Key> {
+        if !eventplane_spin::handoff::enabled() {
+            return Vec::new();
+        }
+        match store.peek(&eventplane_dispatch::keys::subscriptions(tenant)) {
+            Some(Some(index)) => eventplane_dispatch::subscription_records_in(tenant, &index),
+            _ => Vec::new(),
+        }
     }
 
     /// Asks the dispatcher to deliver the events now, in parallel, by service chaining.
