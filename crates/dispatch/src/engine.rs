@@ -183,12 +183,18 @@ pub fn deliver_event(
 ) -> Result<Counts, Error> {
     let mut counts = Counts::default();
     if let Some(event_id) = event_id {
-        // The event and the subscriptions in one round trip on a store that reads ahead; the
-        // subscriptions' records with their delivery states in a second.
-        env.store.will_read(&[
+        // The event and the subscriptions (and the retry queue's cursor, for the drain after)
+        // in one round trip on a store that reads ahead; the subscriptions' records with their
+        // delivery states in a second. The cursor read this early is as good as one read
+        // later: a retry queued meanwhile is found by the next drain or tick.
+        let mut next_reads = vec![
             keys::record_for(env.tenant, event_id),
             crate::keys::subscriptions(env.tenant),
-        ]);
+        ];
+        if drain > 0 {
+            next_reads.push(keys::due_cursor(env.tenant, RETRIES));
+        }
+        env.store.will_read(&next_reads);
         let Some(event) = get_event(env.store, env.tenant, event_id)? else {
             return Err(Error::not_found(format!(
                 "the event {event_id} is not stored"
