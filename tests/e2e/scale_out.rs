@@ -548,15 +548,11 @@ on_both_runtimes!(a_publish_costs_redis_few_round_trips: a_publish_costs_redis_f
 ///   `KEYS` with the keys, which Redis refuses), so one `GET` per key (8), then the same
 ///   `INCRBY`s, `MSET`, and `GET`: 14.
 async fn a_publish_costs_redis_few_round_trips(runtime: &Runtime) -> anyhow::Result<()> {
-    let Some(redis) = RedisServer::start()? else {
-        return Ok(());
-    };
-    let config = tempfile::tempdir()?;
-    redis.runtime_config(config.path())?;
-    let state = tempfile::tempdir()?;
     // Without the hand-off, the commands counted are the publish's own.
     let env = env(&[("SPIN_VARIABLE_DELIVERY_HANDOFF", "false")]);
-    let app = instance(runtime, config.path(), state.path(), &env).await?;
+    let Some(OnItsOwnRedis { redis, app, _dirs }) = on_its_own_redis(runtime, &env).await? else {
+        return Ok(());
+    };
     let http = reqwest::Client::new();
     let token = register_shop(&http, &app as &dyn Served, "http://127.0.0.1:9/in").await?;
     // The first publish makes what the next ones find: the verified-token cache entry and the
@@ -564,23 +560,7 @@ async fn a_publish_costs_redis_few_round_trips(runtime: &Runtime) -> anyhow::Res
     let (status, body) = publish(&http, &app, &token, "first").await?;
     anyhow::ensure!(status == 202, "{status} {body}");
     const PUBLISHES: u64 = 20;
-    let before = redis.command_calls()?;
-    for n in 0..PUBLISHES {
-        let (status, body) = publish(&http, &app, &token, &format!("counted-{n}")).await?;
-        anyhow::ensure!(
-            status == 202 && body["duplicate"] == false,
-            "{status} {body}"
-        );
-    }
-    let after = redis.command_calls()?;
-    app.stop().await?;
-    let sent: std::collections::BTreeMap<&str, u64> = after
-        .iter()
-        .filter(|(name, _)| name.as_str() != "info")
-        .map(|(name, n)| (name.as_str(), n - before.get(name).copied().unwrap_or(0)))
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    let expected: &[(&str, u64)] = match runtime {
+    let per_publish: &[(&str, u64)] = match runtime {
         Runtime::Eventplane => &[("get", 1), ("incrby", 2), ("mget", 2), ("mset", 1)],
         Runtime::Spin(_) => &[
             ("get", 9),
@@ -590,11 +570,76 @@ async fn a_publish_costs_redis_few_round_trips(runtime: &Runtime) -> anyhow::Res
             ("ping", 1),
         ],
     };
-    let expected: std::collections::BTreeMap<&str, u64> = expected
+    assert_commands_per_request(&redis, PUBLISHES, per_publish, "publishes", async {
+        for n in 0..PUBLISHES {
+            let (status, body) = publish(&http, &app, &token, &format!("counted-{n}")).await?;
+            anyhow::ensure!(
+                status == 202 && body["duplicate"] == false,
+                "{status} {body}"
+            );
+        }
+        Ok(())
+    })
+    .await?;
+    app.stop().await
+}
+
+/// One instance on a Redis of its own, for counting what its requests send to Redis. Keep
+/// `_dirs` bound while the instance runs (its runtime config and state directory).
+struct OnItsOwnRedis {
+    redis: RedisServer,
+    app: AppProcess,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+/// [`OnItsOwnRedis`], on `runtime` with `env`; `None` where there is no Redis (skipped).
+async fn on_its_own_redis(
+    runtime: &Runtime,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Option<OnItsOwnRedis>> {
+    let Some(redis) = RedisServer::start()? else {
+        return Ok(None);
+    };
+    let config = tempfile::tempdir()?;
+    redis.runtime_config(config.path())?;
+    let state = tempfile::tempdir()?;
+    let app = instance(runtime, config.path(), state.path(), env).await?;
+    Ok(Some(OnItsOwnRedis {
+        redis,
+        app,
+        _dirs: [config, state],
+    }))
+}
+
+/// Runs `requests` (`n` of them) and checks that Redis ran, meanwhile, exactly `n` times
+/// `per_request` of each command (`INFO`, the counting itself, aside), as Redis counts them:
+/// run or refused, and a command a Lua script makes counts too.
+async fn assert_commands_per_request(
+    redis: &RedisServer,
+    n: u64,
+    per_request: &[(&str, u64)],
+    what: &str,
+    requests: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let before = redis.command_calls()?;
+    requests.await?;
+    let after = redis.command_calls()?;
+    let sent: std::collections::BTreeMap<&str, u64> = after
         .iter()
-        .map(|(name, n)| (*name, n * PUBLISHES))
+        .filter(|(name, _)| name.as_str() != "info")
+        .map(|(name, calls)| {
+            (
+                name.as_str(),
+                calls - before.get(name).copied().unwrap_or(0),
+            )
+        })
+        .filter(|(_, calls)| *calls > 0)
         .collect();
-    assert_eq!(sent, expected, "commands sent for {PUBLISHES} publishes");
+    let expected: std::collections::BTreeMap<&str, u64> = per_request
+        .iter()
+        .map(|(name, calls)| (*name, calls * n))
+        .collect();
+    assert_eq!(sent, expected, "commands sent for {n} {what}");
     Ok(())
 }
 
@@ -620,13 +665,10 @@ on_both_runtimes!(a_delivery_costs_redis_few_round_trips: a_delivery_costs_redis
 ///   (`GET`: did the swap land?): 16 round trips. With the publish's 14 and the gateway's
 ///   `GET`: 18 `GET`s, 2 `PING`s, 2 `KEYS` per event, 31 round trips.
 async fn a_delivery_costs_redis_few_round_trips(runtime: &Runtime) -> anyhow::Result<()> {
-    let Some(redis) = RedisServer::start()? else {
+    let Some(OnItsOwnRedis { redis, app, _dirs }) = on_its_own_redis(runtime, &env(&[])).await?
+    else {
         return Ok(());
     };
-    let config = tempfile::tempdir()?;
-    redis.runtime_config(config.path())?;
-    let state = tempfile::tempdir()?;
-    let app = instance(runtime, config.path(), state.path(), &env(&[])).await?;
     let http = reqwest::Client::new();
     let (subscriber, arrivals) = counting_subscriber().await?;
     let token = register_shop(&http, &app as &dyn Served, &subscriber.url("/in")).await?;
@@ -645,22 +687,7 @@ async fn a_delivery_costs_redis_few_round_trips(runtime: &Runtime) -> anyhow::Re
     anyhow::ensure!(status == 202, "{status} {body}");
     delivered(1).await?;
     const EVENTS: u64 = 10;
-    let before = redis.command_calls()?;
-    for n in 0..EVENTS {
-        let (status, body) = publish(&http, &app, &token, &format!("counted-{n}")).await?;
-        anyhow::ensure!(status == 202, "{status} {body}");
-        // One at a time, so that each hand-off delivers its own event.
-        delivered(2 + n as usize).await?;
-    }
-    let after = redis.command_calls()?;
-    app.stop().await?;
-    let sent: std::collections::BTreeMap<&str, u64> = after
-        .iter()
-        .filter(|(name, _)| name.as_str() != "info")
-        .map(|(name, n)| (name.as_str(), n - before.get(name).copied().unwrap_or(0)))
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    let expected: &[(&str, u64)] = match runtime {
+    let per_event: &[(&str, u64)] = match runtime {
         Runtime::Eventplane => &[
             ("evalsha", 1),
             ("get", 3),
@@ -682,14 +709,18 @@ async fn a_delivery_costs_redis_few_round_trips(runtime: &Runtime) -> anyhow::Re
             ("watch", 2),
         ],
     };
-    let expected: std::collections::BTreeMap<&str, u64> = expected
-        .iter()
-        .map(|(name, n)| (*name, n * EVENTS))
-        .collect();
-    assert_eq!(
-        sent, expected,
-        "commands sent for {EVENTS} published and delivered events"
-    );
+    let what = "published and delivered events";
+    assert_commands_per_request(&redis, EVENTS, per_event, what, async {
+        for n in 0..EVENTS {
+            let (status, body) = publish(&http, &app, &token, &format!("counted-{n}")).await?;
+            anyhow::ensure!(status == 202, "{status} {body}");
+            // One at a time, so that each hand-off delivers its own event.
+            delivered(2 + n as usize).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    app.stop().await?;
     drop(subscriber);
     Ok(())
 }
