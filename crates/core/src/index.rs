@@ -88,12 +88,11 @@ pub fn remove_from_existing<S: KvStore + ?Sized>(
     Ok(())
 }
 
-/// The first `limit` members (ascending) of an index whose stored value is `value`; none if it
-/// does not decode. For naming reads ahead from a value fetched ahead.
-pub fn members_in(value: &[u8], limit: usize) -> Vec<String> {
-    serde_json::from_slice::<Members>(value)
-        .map(|members| members.into_iter().take(limit).collect())
-        .unwrap_or_default()
+/// The members (ascending) of the index `index` from its stored `value`: for code that reads
+/// an index's value itself (in a batch, or fetched ahead) rather than by
+/// [`KvStoreExt::index_page`], which decodes it the same way.
+pub fn decode_members(index: &Key, value: &[u8]) -> Result<BTreeSet<String>, Error> {
+    crate::store::decode_json::<Members>(index, value)
 }
 
 /// All members of `index`, in ascending order (empty if it does not exist), read page by page
@@ -230,14 +229,16 @@ mod tests {
     }
 
     #[test]
-    fn members_in_reads_a_stored_index_value() -> Result<(), Error> {
+    fn decode_members_reads_a_stored_index_value() -> Result<(), Error> {
         let store = MemoryStore::new();
         let index = keys::index(&tenant(), THINGS);
         create_index(&store, &index, ["c", "a", "b"].map(str::to_owned))?;
         let value = store.get(&index)?.expect("the index");
-        assert_eq!(members_in(&value, 2), ["a", "b"]);
-        assert_eq!(members_in(&value, 10), ["a", "b", "c"]);
-        assert!(members_in(b"not json", 10).is_empty());
+        let members: Vec<String> = decode_members(&index, &value)?.into_iter().collect();
+        assert_eq!(members, ["a", "b", "c"]);
+        assert_eq!(store.index_page(&index, None, 10)?.members, members);
+        let err = decode_members(&index, b"not json").expect_err("not an index");
+        assert_eq!(err.status(), 500, "{err:?}");
         Ok(())
     }
 

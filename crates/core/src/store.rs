@@ -215,7 +215,10 @@ pub trait KvStoreExt: KvStore {
         limit: usize,
     ) -> Result<IndexPage, Error> {
         let limit = limit.clamp(1, MAX_INDEX_PAGE);
-        let members: BTreeSet<String> = self.get_json(index)?.unwrap_or_default();
+        let members: BTreeSet<String> = match self.get(index)? {
+            Some(value) => crate::index::decode_members(index, &value)?,
+            None => BTreeSet::new(),
+        };
         let mut remaining = match after {
             Some(after) => members
                 .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),

@@ -9,7 +9,7 @@
 //! [`eventplane_core::index`].
 
 use eventplane_core::index::{
-    add_to_existing, add_to_tenant_index, create_index, remove_from_existing,
+    add_to_existing, add_to_tenant_index, create_index, decode_members, remove_from_existing,
 };
 use eventplane_core::{
     Error, EventId, Key, KvStore, KvStoreExt, MAX_INDEX_PAGE, SubscriptionId, TenantId,
@@ -448,15 +448,8 @@ fn active_reading_ahead(
     let mut after: Option<String> = None;
     loop {
         let page = store.index_page(&index, after.as_deref(), MAX_INDEX_PAGE)?;
-        let ids: Vec<SubscriptionId> = page
-            .members
-            .iter()
-            .filter_map(|member| member.parse().ok())
-            .collect();
-        let mut next_reads: Vec<Key> = ids
-            .iter()
-            .map(|id| keys::subscription(tenant, id))
-            .collect();
+        let ids = member_ids(&page.members);
+        let mut next_reads = record_keys(tenant, &ids);
         next_reads.extend(ids.iter().filter_map(also));
         store.will_read(&next_reads);
         for member in &page.members {
@@ -475,11 +468,25 @@ fn active_reading_ahead(
 
 /// The keys of the subscription records that [`active`] reads first, given the value of the
 /// subscriptions index (`keys::subscriptions`) as fetched ahead: its first page of members.
+/// None if the value does not decode (a hint only: [`active`] reports that when it reads it).
 pub fn subscription_records_in(tenant: &TenantId, index: &[u8]) -> Vec<Key> {
-    eventplane_core::index::members_in(index, MAX_INDEX_PAGE)
+    let members = decode_members(&keys::subscriptions(tenant), index).unwrap_or_default();
+    let first_page: Vec<String> = members.into_iter().take(MAX_INDEX_PAGE).collect();
+    record_keys(tenant, &member_ids(&first_page))
+}
+
+/// The subscription ids among an index page's members.
+fn member_ids(members: &[String]) -> Vec<SubscriptionId> {
+    members
         .iter()
         .filter_map(|member| member.parse().ok())
-        .map(|id| keys::subscription(tenant, &id))
+        .collect()
+}
+
+/// The keys of the records of `ids`.
+fn record_keys(tenant: &TenantId, ids: &[SubscriptionId]) -> Vec<Key> {
+    ids.iter()
+        .map(|id| keys::subscription(tenant, id))
         .collect()
 }
 

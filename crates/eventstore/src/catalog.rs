@@ -7,8 +7,7 @@
 //! - `t/<tenant>/i/app-apis/<app id>` → the ids of its event APIs;
 //! - `t/<tenant>/r/api/<api id>` → `{"id": …, "catalog": [{name, version, payload_schema}]}`.
 
-use std::collections::BTreeSet;
-
+use eventplane_core::index::decode_members;
 use eventplane_core::keys::{self, APPLICATION_EVENT_APIS, APPLICATIONS_BY_NAME};
 use eventplane_core::{
     ApiId, AppId, Error, Key, KvStore, KvStoreExt, MAX_INDEX_PAGE, TenantId, decode_json,
@@ -97,8 +96,8 @@ pub fn load_catalog(
     if found.is_none() {
         return Ok(None);
     }
-    let members: BTreeSet<String> = members
-        .map(|bytes| decode_json(&index, &bytes))
+    let members = members
+        .map(|value| decode_members(&index, &value))
         .transpose()?
         .unwrap_or_default();
     let api_keys = members
