@@ -11,7 +11,7 @@ use eventplane_eventstore::Stored;
 use eventplane_ingest::auth::{AuthFailure, authenticate, publish_keys};
 use eventplane_ingest::config::Config;
 use eventplane_ingest::handoff::HandOff;
-use eventplane_ingest::{Application, now_ms};
+use eventplane_ingest::{Application, now_ms, want_storing_reads};
 use eventplane_spin::request::{header, headers, read_body};
 use eventplane_spin::{SpinStore, error_response, json_response};
 use serde_json::{Value, json};
@@ -139,14 +139,6 @@ async fn context(request: &IncomingRequest, application: Option<&str>) -> Result
     })
 }
 
-/// Storing reads first whether each event's source is known, and the hand-off then the
-/// subscriptions' records: fetch those with the catalog.
-fn want_next_reads(ctx: &Context, events: &[Event]) {
-    ctx.store
-        .want(eventplane_ingest::source_marker_keys(&ctx.tenant, events));
-    ctx.store.want(HandOff::next_reads(&ctx.store, &ctx.tenant));
-}
-
 /// The application named `name` with its catalog; 404 if there is none.
 fn application(ctx: &Context, name: &str) -> Result<Application, Error> {
     Application::load(&ctx.store, &ctx.tenant, name)?
@@ -220,7 +212,7 @@ async fn publish_cloudevents(
     for event in &events {
         token::authorize_source(&ctx.publisher, &event.source)?;
     }
-    want_next_reads(&ctx, &events);
+    want_storing_reads(&ctx.store, &ctx.tenant, &events);
     let app = application(&ctx, &ctx.publisher.app)?;
     match mode {
         ContentMode::Batch => {
@@ -286,7 +278,7 @@ async fn publish_legacy(
     let body = read_body(request, limit).await?;
     let parsed = legacy::parse(&body).map_err(LegacyFailure::Kyma)?;
     let event = parsed.to_event(application);
-    want_next_reads(&ctx, std::slice::from_ref(&event));
+    want_storing_reads(&ctx.store, &ctx.tenant, std::slice::from_ref(&event));
     let app = self::application(&ctx, application)?;
     app.check(&event, Some(&parsed.event_type_version))?;
     let stored = store(&ctx, &app, event, Some(parsed.event_type_version.clone()))?;

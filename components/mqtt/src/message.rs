@@ -5,7 +5,7 @@ use eventplane_core::{Error, KvStore, ReadAhead, TenantId};
 use eventplane_ingest::auth::{AuthFailure, authenticate_token, publish_keys};
 use eventplane_ingest::handoff::HandOff;
 use eventplane_ingest::mqtt::{self, Mode};
-use eventplane_ingest::{Application, Rejection, now_ms, source_marker_keys};
+use eventplane_ingest::{Application, Rejection, now_ms, want_storing_reads};
 use eventplane_spin::SpinStore;
 use spin_sdk::mqtt::{Connection, Qos};
 
@@ -87,8 +87,7 @@ async fn ingest(
     if let Err(rejection) = mqtt::authorize(&publisher, topic_application, &parsed.events) {
         return refused(rejection);
     }
-    store.want(source_marker_keys(&tenant, &parsed.events));
-    store.want(HandOff::next_reads(store, &tenant));
+    want_storing_reads(store, &tenant, &parsed.events);
     let Some(app) = Application::load(store, &tenant, &publisher.app)? else {
         return refused(Rejection::no_application(&publisher.app));
     };

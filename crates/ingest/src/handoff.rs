@@ -46,7 +46,7 @@ impl HandOff {
     /// index with its first reads): the subscriptions' records, so that a store that reads
     /// ahead fetches them with the publish's next read instead of in a round trip of their
     /// own. Nothing when the hand-off is off.
-    pub fn next_reads<S: KvStore>(store: &ReadAhead<S>, tenant: &TenantId) -> Vec<Key> {
+    pub(crate) fn next_reads<S: KvStore>(store: &ReadAhead<S>, tenant: &TenantId) -> Vec<Key> {
         if !eventplane_spin::handoff::enabled() {
             return Vec::new();
         }

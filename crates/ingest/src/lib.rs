@@ -36,7 +36,7 @@ pub mod rejected;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use eventplane_core::{AppId, Error, FieldError, Key, KvStore, TenantId};
+use eventplane_core::{AppId, Error, FieldError, KvStore, TenantId};
 use eventplane_events::catalog::{Catalog, PayloadCheck};
 use eventplane_events::cloudevents::Event;
 use eventplane_events::token::AuthError;
@@ -220,15 +220,23 @@ impl Rejection {
     }
 }
 
-/// What storing `events` for `tenant` reads first (whether each one's source is known), for
-/// readers that fetch it ahead ([`eventplane_core::ReadAhead`]).
-pub fn source_marker_keys<'a>(
-    tenant: &'a TenantId,
-    events: &'a [Event],
-) -> impl Iterator<Item = Key> + 'a {
-    events
-        .iter()
-        .map(move |event| eventstore::sources::marker_key(tenant, &event.source))
+/// Names to `store` what storing `events` for `tenant` and handing them off read next:
+/// whether each event's source is known, and the subscriptions' records (named from the
+/// subscriptions index, fetched with the first reads). Every entry calls it once the events
+/// are parsed and authorised, before it loads the application, so that these come with the
+/// catalog's reads.
+#[cfg(feature = "spin")]
+pub fn want_storing_reads<S: KvStore>(
+    store: &eventplane_core::ReadAhead<S>,
+    tenant: &TenantId,
+    events: &[Event],
+) {
+    store.want(
+        events
+            .iter()
+            .map(|event| eventstore::sources::marker_key(tenant, &event.source)),
+    );
+    store.want(handoff::HandOff::next_reads(store, tenant));
 }
 
 /// Milliseconds since the Unix epoch (`0` if the clock is before it).
