@@ -14,7 +14,7 @@
 use eventplane_core::keys::{self, DueBucket};
 use eventplane_core::{Error, EventId, KvStore, SubscriptionId, TenantId};
 use eventplane_eventstore::due::{self, DueItem};
-use eventplane_eventstore::{Patience, StoredEvent, advance, get_event, pending};
+use eventplane_eventstore::{Patience, StoredEvent, advance, event_key, get_event, pending};
 use serde::Serialize;
 use serde_json::json;
 
@@ -188,7 +188,7 @@ pub fn deliver_event(
         // delivery states in a second. The cursor read this early is as good as one read
         // later: a retry queued meanwhile is found by the next drain or tick.
         let mut next_reads = vec![
-            keys::record_for(env.tenant, event_id),
+            event_key(env.tenant, event_id),
             crate::keys::subscriptions(env.tenant),
         ];
         if drain > 0 {

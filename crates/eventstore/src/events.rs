@@ -196,7 +196,7 @@ fn write_logged(store: &dyn KvStore, tenant: &TenantId, stored: &StoredEvent) ->
         .map_err(|err| Error::internal_with("cannot encode an event record", err))?;
     store.set_many(&[
         (log_key(tenant, stored.sequence), entry),
-        (keys::record_for(tenant, &stored.id), record),
+        (event_key(tenant, &stored.id), record),
     ])?;
     Ok(())
 }
@@ -207,7 +207,12 @@ pub fn get_event(
     tenant: &TenantId,
     id: &EventId,
 ) -> Result<Option<StoredEvent>, Error> {
-    store.get_json(&keys::record_for(tenant, id))
+    store.get_json(&event_key(tenant, id))
+}
+
+/// The key [`get_event`] reads (for readers that name it ahead).
+pub fn event_key(tenant: &TenantId, id: &EventId) -> Key {
+    keys::record_for(tenant, id)
 }
 
 // ---- the log, as the dispatcher reads it ---------------------------------------------------

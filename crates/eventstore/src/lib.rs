@@ -67,7 +67,7 @@ pub use catalog::{AppCatalog, CatalogEntry, application_keys, application_name_k
 pub use event::{EventData, NewEvent, StoredEvent};
 pub use events::{
     EventPage, GAP_GRACE_MS, LogCursor, MAX_SEQUENCES_PER_CALL, PendingBatch, PendingEntry, Stored,
-    advance, events_since, first_sequence_at_or_after, get_event, pending, store_event,
+    advance, event_key, events_since, first_sequence_at_or_after, get_event, pending, store_event,
     store_event_with,
 };
 pub use retention::{Purged, purge_expired, purged_up_to};
